@@ -1,0 +1,58 @@
+"""The ``contig`` command: one subcommand per workflow stage.
+
+Each subcommand lives in ``contig.cli.<module>`` with two functions, ``add_arguments(parser)``
+and ``run(args) -> int``; modules are imported only when their command runs, so ``contig qc``
+never imports torch. Input errors print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from contig import __version__
+from contig.errors import InputError
+
+# command name -> (module under contig.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("simulate", "simulate a cohort: genotypes, fundus images, covariates, PGS files, truth"),
+    "qc": ("qc", "genotype QC with plink2's --mind/--geno/--maf/--hwe meaning and order"),
+    "pca": ("pca", "LD pruning and principal components of the genotypes"),
+    "snps": ("snps", "the raw-SNP modality: selected, standardized, mean-imputed SNP matrix"),
+    "prs": ("prs", "polygenic scores from PGS Catalog scoring files (plink2 --score semantics)"),
+    "burden": ("burden", "rare-variant gene burden scores"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="contig", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"contig {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    # First pass only finds the command; its own parser then reads the remaining arguments.
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    module_name, help_text = COMMANDS[args.command]
+    module = importlib.import_module(f"contig.cli.{module_name}")
+    sub_parser = argparse.ArgumentParser(prog=f"contig {args.command}", description=help_text)
+    module.add_arguments(sub_parser)
+    sub_args = sub_parser.parse_args(rest)
+    try:
+        return int(module.run(sub_args) or 0)
+    except InputError as error:
+        print(f"contig {args.command}: error: {error.one_line()}", file=sys.stderr)
+        return 2

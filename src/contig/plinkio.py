@@ -1,0 +1,334 @@
+"""Reading and writing PLINK 1 binary genotypes (.bed/.bim/.fam), streamed over variant chunks.
+
+Allele convention, used everywhere in contig: **ALT is .bim column 5** (PLINK's A1) and every
+genotype is the count of ALT alleles (0, 1, 2), missing = ``MISSING`` (-9). This is what plink2
+calls ALT and what pgenlib counts with ``allele_idx=1``. REF is .bim column 6.
+
+Reading uses pgenlib (plink-ng's own reader): measured 25x faster than pandas-plink-ng at a
+seventh of its memory (../shared/notes/peers.md). Nothing here ever holds the whole genome as a
+dense float matrix: callers iterate over chunks of variants.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from contig.atomic import atomic_paths
+from contig.errors import InputError
+
+MISSING = -9
+BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
+FAM_COLUMNS = ["FID", "IID", "PAT", "MAT", "SEX", "PHENO"]
+BIM_COLUMNS = ["CHROM", "ID", "CM", "POS", "ALT", "REF"]
+
+# 2-bit .bed code for each ALT count: hom ALT (2) -> 00, missing -> 01, het -> 10, hom REF -> 11.
+_CODE_OF_COUNT = {2: 0b00, MISSING: 0b01, 1: 0b10, 0: 0b11}
+
+
+def _split_whitespace_table(path: Path, n_fields: int, names: list[str]) -> dict[str, list[str]]:
+    """Split a headerless whitespace-delimited file into columns, checking the field count per row."""
+    columns: list[list[str]] = [[] for _ in names]
+    with open(path) as handle:
+        for row, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                raise InputError("empty line", path, row)
+            if len(fields) != n_fields:
+                raise InputError(f"expected {n_fields} fields, found {len(fields)}", path, row)
+            for column, value in zip(columns, fields):
+                column.append(value)
+    return dict(zip(names, columns))
+
+
+def read_fam(path: str | Path) -> pl.DataFrame:
+    """Read a .fam file: columns FID IID PAT MAT (str), SEX (int 0/1/2), PHENO (str), one row per sample."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    cols = _split_whitespace_table(path, 6, FAM_COLUMNS)
+    fam = pl.DataFrame(cols)
+    bad_sex = ~pl.Series(cols["SEX"]).is_in(["0", "1", "2", "-9"])
+    if bad_sex.any():
+        row = int(bad_sex.arg_true()[0]) + 1
+        raise InputError(f"sex code {cols['SEX'][row - 1]!r} is not 0, 1 or 2", path, row, "SEX")
+    fam = fam.with_columns(pl.col("SEX").cast(pl.Int8).replace(-9, 0))
+    duplicated = fam["IID"].is_duplicated()
+    if duplicated.any():
+        row = int(duplicated.arg_true()[1]) + 1
+        raise InputError(f"duplicate sample ID {fam['IID'][row - 1]!r}", path, row, "IID")
+    return fam
+
+
+def read_bim(path: str | Path) -> pl.DataFrame:
+    """Read a .bim file: CHROM ID (str), CM (f64), POS (i64), ALT (= column 5), REF (= column 6)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    cols = _split_whitespace_table(path, 6, BIM_COLUMNS)
+    for name, dtype in (("POS", int), ("CM", float)):
+        try:
+            values = [dtype(v) for v in cols[name]]
+        except ValueError:
+            for row, value in enumerate(cols[name], start=1):
+                try:
+                    dtype(value)
+                except ValueError:
+                    raise InputError(f"{name} {value!r} is not a number", path, row, name) from None
+        cols[name] = values  # type: ignore[assignment]
+    return pl.DataFrame(cols).with_columns(
+        pl.col("CM").cast(pl.Float64), pl.col("POS").cast(pl.Int64)
+    )
+
+
+def bed_bytes_per_variant(n_samples: int) -> int:
+    """Bytes one variant takes in a variant-major .bed file."""
+    return (n_samples + 3) // 4
+
+
+def check_bed(path: str | Path, n_samples: int, n_variants: int) -> None:
+    """Check magic bytes, variant-major mode and the exact size the .fam and .bim imply."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    with open(path, "rb") as handle:
+        magic = handle.read(3)
+    if len(magic) < 3 or magic[:2] != BED_MAGIC[:2]:
+        raise InputError("not a PLINK .bed file (wrong magic bytes)", path)
+    if magic[2] != BED_MAGIC[2]:
+        raise InputError("sample-major .bed files are not supported; rewrite with plink --make-bed", path)
+    expected = 3 + n_variants * bed_bytes_per_variant(n_samples)
+    actual = path.stat().st_size
+    if actual != expected:
+        raise InputError(
+            f"size {actual} bytes does not match {n_samples} samples (.fam) x {n_variants} variants "
+            f"(.bim) = {expected} bytes (truncated file, or .bim/.fam from another data set)",
+            path,
+        )
+
+
+def _import_pgenlib():
+    import pgenlib
+
+    return pgenlib
+
+
+@dataclass
+class Bfile:
+    """One PLINK 1 fileset. ``fam`` and ``bim`` are polars tables; genotypes are read on demand."""
+
+    prefix: Path
+    fam: pl.DataFrame
+    bim: pl.DataFrame
+
+    @classmethod
+    def open(cls, prefix: str | Path) -> Bfile:
+        prefix = Path(str(prefix).removesuffix(".bed"))
+        fam = read_fam(prefix.with_name(prefix.name + ".fam"))
+        bim = read_bim(prefix.with_name(prefix.name + ".bim"))
+        check_bed(prefix.with_name(prefix.name + ".bed"), fam.height, bim.height)
+        return cls(prefix, fam, bim)
+
+    @property
+    def bed_path(self) -> Path:
+        return self.prefix.with_name(self.prefix.name + ".bed")
+
+    @property
+    def n_samples(self) -> int:
+        return self.fam.height
+
+    @property
+    def n_variants(self) -> int:
+        return self.bim.height
+
+    def reader(self, sample_idx: np.ndarray | None = None):
+        """A pgenlib reader restricted to ``sample_idx`` (sorted 0-based indices into the .fam)."""
+        pgenlib = _import_pgenlib()
+        subset = None
+        if sample_idx is not None:
+            subset = np.ascontiguousarray(sample_idx, dtype=np.uint32)
+            if subset.size and np.any(np.diff(subset.astype(np.int64)) <= 0):
+                raise ValueError("sample_idx must be strictly increasing")
+        return pgenlib.PgenReader(
+            str(self.bed_path).encode(),
+            raw_sample_ct=self.n_samples,
+            variant_ct=self.n_variants,
+            sample_subset=subset,
+        )
+
+
+@dataclass
+class Genotypes:
+    """Genotypes spread over one or more PLINK 1 filesets with identical samples (e.g. one per chromosome).
+
+    Variants are numbered 0..n_variants-1 across filesets in order. ``bim`` is the concatenation.
+    """
+
+    parts: list[Bfile]
+    offsets: np.ndarray = field(init=False)  # (n_parts + 1,) first global variant index of each part
+
+    def __post_init__(self) -> None:
+        first = self.parts[0]
+        for part in self.parts[1:]:
+            if not part.fam["IID"].equals(first.fam["IID"]):
+                raise InputError(
+                    f"samples differ from {first.prefix}.fam (all per-chromosome filesets must list "
+                    "the same samples in the same order)",
+                    part.prefix.with_name(part.prefix.name + ".fam"),
+                )
+        self.offsets = np.cumsum([0] + [p.n_variants for p in self.parts])
+
+    @classmethod
+    def open(cls, prefixes: str | Path | Sequence[str | Path]) -> Genotypes:
+        """Open one prefix, a list of prefixes, or a pattern containing ``{chrom}`` (expanded by glob)."""
+        if isinstance(prefixes, (str, Path)):
+            prefixes = expand_prefix_pattern(str(prefixes))
+        return cls([Bfile.open(p) for p in prefixes])
+
+    @property
+    def fam(self) -> pl.DataFrame:
+        return self.parts[0].fam
+
+    @property
+    def bim(self) -> pl.DataFrame:
+        return pl.concat([p.bim for p in self.parts]) if len(self.parts) > 1 else self.parts[0].bim
+
+    @property
+    def n_samples(self) -> int:
+        return self.parts[0].n_samples
+
+    @property
+    def n_variants(self) -> int:
+        return int(self.offsets[-1])
+
+    def iter_chunks(
+        self,
+        chunk_size: int = 4096,
+        sample_idx: np.ndarray | None = None,
+        variant_idx: np.ndarray | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(variant_indices, genotypes)`` chunk by chunk.
+
+        ``genotypes`` is int8 of shape ``(n_chunk_variants, n_selected_samples)``: ALT counts, -9 missing.
+        The buffer is reused between chunks: copy it if you keep it. ``variant_idx`` (sorted global
+        indices) restricts the variants; ``sample_idx`` (sorted) the samples.
+        """
+        n_out = self.n_samples if sample_idx is None else len(sample_idx)
+        buffer = np.empty((chunk_size, n_out), dtype=np.int8)
+        for part_no, part in enumerate(self.parts):
+            lo, hi = int(self.offsets[part_no]), int(self.offsets[part_no + 1])
+            if hi == lo:
+                continue
+            reader = part.reader(sample_idx)
+            try:
+                if variant_idx is None:
+                    for start in range(lo, hi, chunk_size):
+                        stop = min(start + chunk_size, hi)
+                        out = buffer[: stop - start]
+                        reader.read_range(start - lo, stop - lo, out, allele_idx=1)
+                        yield np.arange(start, stop), out
+                else:
+                    local = variant_idx[(variant_idx >= lo) & (variant_idx < hi)]
+                    for start in range(0, len(local), chunk_size):
+                        idx = local[start : start + chunk_size]
+                        out = buffer[: len(idx)]
+                        reader.read_list(np.ascontiguousarray(idx - lo, dtype=np.uint32), out,
+                                         allele_idx=1)
+                        yield idx, out
+            finally:
+                reader.close()
+
+    def read(self, variant_idx: np.ndarray, sample_idx: np.ndarray | None = None) -> np.ndarray:
+        """Dense int8 ``(len(variant_idx), n_selected_samples)``; for small selections only."""
+        variant_idx = np.asarray(variant_idx, dtype=np.int64)
+        order = np.argsort(variant_idx, kind="stable")
+        n_out = self.n_samples if sample_idx is None else len(sample_idx)
+        result = np.empty((len(variant_idx), n_out), dtype=np.int8)
+        position = 0
+        for _, chunk in self.iter_chunks(sample_idx=sample_idx, variant_idx=variant_idx[order]):
+            result[order[position : position + len(chunk)]] = chunk
+            position += len(chunk)
+        return result
+
+
+def expand_prefix_pattern(pattern: str) -> list[str]:
+    """Expand ``data/chr{chrom}`` to the existing per-chromosome prefixes, in chromosome order."""
+    if "{chrom}" not in pattern:
+        return [pattern.removesuffix(".bed")]
+    directory = Path(pattern).parent
+    regex = re.compile(re.escape(Path(pattern).name).replace(re.escape("{chrom}"), r"(\w+)") + r"\.bed$")
+    found = []
+    for path in directory.glob("*.bed"):
+        match = regex.fullmatch(path.name)
+        if match:
+            found.append((chromosome_sort_key(match.group(1)), str(path)[: -len(".bed")]))
+    if not found:
+        raise InputError(f"no .bed file matches the pattern {pattern}.bed", directory)
+    return [prefix for _, prefix in sorted(found)]
+
+
+def chromosome_sort_key(chrom: str) -> tuple[int, str]:
+    """Order 1..22 numerically, then X, Y, XY, MT and anything else alphabetically."""
+    name = chrom.removeprefix("chr")
+    if name.isdigit():
+        return int(name), ""
+    return {"X": 23, "Y": 24, "XY": 25, "MT": 26, "M": 26}.get(name, 100), name
+
+
+def pack_bed_rows(genotypes: np.ndarray) -> np.ndarray:
+    """Pack int8 ALT counts ``(n_variants, n_samples)`` (-9 missing) into .bed bytes ``(n_variants, ceil(n_samples/4))``."""
+    n_variants, n_samples = genotypes.shape
+    lut = np.zeros(256, dtype=np.uint8)
+    for count, code in _CODE_OF_COUNT.items():
+        lut[count & 0xFF] = code
+    valid = np.isin(genotypes, (0, 1, 2, MISSING))
+    if not valid.all():
+        raise ValueError("genotypes must be 0, 1, 2 or -9")
+    codes = lut[genotypes.view(np.uint8)]
+    pad = (-n_samples) % 4
+    if pad:
+        codes = np.concatenate([codes, np.zeros((n_variants, pad), dtype=np.uint8)], axis=1)
+    codes = codes.reshape(n_variants, -1, 4)
+    return codes[:, :, 0] | (codes[:, :, 1] << 2) | (codes[:, :, 2] << 4) | (codes[:, :, 3] << 6)
+
+
+def write_fam(path: str | Path, fam: pl.DataFrame) -> None:
+    """Write a .fam table (columns FAM_COLUMNS) tab-separated, no header."""
+    fam.select(FAM_COLUMNS).write_csv(path, separator="\t", include_header=False)
+
+
+def write_bim(path: str | Path, bim: pl.DataFrame) -> None:
+    """Write a .bim table (columns BIM_COLUMNS) tab-separated, no header."""
+    bim.select(BIM_COLUMNS).write_csv(path, separator="\t", include_header=False)
+
+
+def write_bfile(
+    prefix: str | Path,
+    fam: pl.DataFrame,
+    bim: pl.DataFrame,
+    chunks: Iterable[np.ndarray],
+) -> None:
+    """Write ``prefix.bed/.bim/.fam`` atomically from int8 chunks ``(n_chunk_variants, n_samples)``.
+
+    The chunks, in order, must cover exactly ``bim.height`` variants for ``fam.height`` samples.
+    """
+    prefix = Path(prefix)
+    finals = [prefix.with_name(prefix.name + ext) for ext in (".bed", ".bim", ".fam")]
+    with atomic_paths(finals) as (bed_tmp, bim_tmp, fam_tmp):
+        written = 0
+        with open(bed_tmp, "wb") as handle:
+            handle.write(BED_MAGIC)
+            for chunk in chunks:
+                if chunk.shape[1] != fam.height:
+                    raise ValueError(f"chunk has {chunk.shape[1]} samples, .fam has {fam.height}")
+                handle.write(pack_bed_rows(chunk).tobytes())
+                written += chunk.shape[0]
+        if written != bim.height:
+            raise ValueError(f"wrote {written} variants, .bim has {bim.height}")
+        write_bim(bim_tmp, bim)
+        write_fam(fam_tmp, fam)
