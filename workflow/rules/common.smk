@@ -1,0 +1,118 @@
+# Helpers shared by all rules: config validation, input checks, paths and the contig command.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
+from snakemake.utils import validate
+
+SRC_DIR = Path(workflow.basedir).parent / "src"
+sys.path.insert(0, str(SRC_DIR))
+
+from contig.errors import InputError  # noqa: E402
+from contig.sheets import load_schema, validate_sheet  # noqa: E402
+
+validate(config, "../schemas/config.schema.yaml")
+
+INPUTS = config["inputs"]
+SIMULATED = INPUTS["simulate"]
+
+
+def schema_path(name):
+    return str(Path(workflow.basedir) / "schemas" / f"{name}.schema.yaml")
+
+
+def job_shell_prefix():
+    """Rules run `python -m contig`: every job gets the contig sources on PYTHONPATH and, unless
+    jobs run in per-rule conda envs (--sdm conda), the interpreter running Snakemake (the project
+    venv) first on PATH."""
+    prefix = f"set -euo pipefail; export PYTHONPATH='{SRC_DIR}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+        prefix += f"export PATH='{Path(sys.executable).parent}':$PATH; "
+    return prefix
+
+
+shell.prefix(job_shell_prefix())
+
+
+def genotype_files(prefix):
+    """The .bed/.bim/.fam files behind a prefix, or behind each per-chromosome prefix of a pattern."""
+    if "{chrom}" in prefix:
+        from contig.plinkio import expand_prefix_pattern
+
+        prefixes = expand_prefix_pattern(prefix)
+    else:
+        prefixes = [prefix]
+    return [f"{p}{ext}" for p in prefixes for ext in (".bed", ".bim", ".fam")]
+
+
+def pgs_files():
+    """The PGS Catalog scoring files: a list from config, or the *.txt[.gz] files in a folder."""
+    pgs = INPUTS["pgs"]
+    if SIMULATED:
+        return [pgs]  # a directory() output of the simulate rule
+    if isinstance(pgs, list):
+        return pgs
+    folder = Path(pgs)
+    files = sorted(
+        str(p) for p in folder.glob("*.txt*") if p.name.endswith((".txt", ".txt.gz"))
+    )
+    if not files:
+        raise WorkflowError(
+            f"config inputs.pgs: no *.txt or *.txt.gz scoring files in {pgs}"
+        )
+    return files
+
+
+def check_user_inputs():
+    """Before any job runs: every input file exists and every sheet matches its schema."""
+    try:
+        files = {"genotypes": genotype_files(INPUTS["genotypes"])}
+    except InputError as error:
+        raise WorkflowError(f"config inputs.genotypes: {error.one_line()}")
+    files |= {key: [INPUTS[key]] for key in ("images", "covariates", "genes")}
+    files["pgs"] = pgs_files()
+    if INPUTS["labels"]:
+        files["labels"] = [INPUTS["labels"]]
+    for key, paths in files.items():
+        for path in paths:
+            if not Path(path).exists():
+                raise WorkflowError(f"config inputs.{key}: file not found: {path}")
+    for key in ("images", "covariates", "genes", "labels"):
+        if key in files:
+            try:
+                validate_sheet(INPUTS[key], load_schema(schema_path(key)))
+            except InputError as error:
+                raise WorkflowError(f"config inputs.{key}: {error.one_line()}")
+
+
+if not SIMULATED:
+    check_user_inputs()
+
+
+def genotype_inputs():
+    if SIMULATED:
+        return [f"{INPUTS['genotypes']}{ext}" for ext in (".bed", ".bim", ".fam")]
+    return genotype_files(INPUTS["genotypes"])
+
+
+def genotype_arg():
+    """The --bfile argument: the prefix or the {chrom} pattern, quoted for the shell."""
+    return f"'{INPUTS['genotypes']}'"
+
+
+def indep_pairwise_arg(settings):
+    window, step, r2 = settings
+    return f"{window} {step} {r2}"
+
+
+def final_outputs():
+    """Every target of a full run of the implemented stages."""
+    return [
+        "results/genotypes/cohort.qc.tsv",
+        "results/genotypes/pca.eigenvec",
+        "results/genotypes/pca.png",
+        "results/scores/snps.npz",
+        "results/scores/prs.npz",
+        "results/scores/burden.npz",
+    ]
