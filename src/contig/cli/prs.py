@@ -1,0 +1,52 @@
+"""``contig prs``: polygenic scores from PGS Catalog scoring files, with plink2 ``--score`` semantics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from contig.prs import polygenic_scores, write_prs_outputs
+
+log = logging.getLogger("contig.prs")
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bfile", required=True,
+                        help="PLINK 1 prefix, or a pattern with {chrom} for per-chromosome filesets")
+    parser.add_argument("--scores", required=True, nargs="+", metavar="FILE",
+                        help="PGS Catalog scoring files (format v2, plain or .gz, harmonized or not)")
+    parser.add_argument("--out", required=True,
+                        help="output prefix: OUT.scores.tsv, OUT.npz, OUT.match.tsv.gz, OUT.summary.tsv")
+    parser.add_argument("--min-overlap", type=fraction, default=0.75,
+                        help="fail if a score has fewer than this fraction of its variants matched "
+                             "(default 0.75)")
+    parser.add_argument("--keep-ambiguous", action="store_true",
+                        help="keep strand-ambiguous A/T and C/G variants, assuming the .bim strand")
+    parser.add_argument("--no-mean-imputation", action="store_true",
+                        help="missing calls contribute nothing and shrink the denominator (plink2 "
+                             "no-mean-imputation); default: impute 2 x founder allele frequency")
+    parser.add_argument("--genome-build", default=None,
+                        help="refuse scoring files whose reported build differs (e.g. GRCh38)")
+    parser.add_argument("--chunk-size", type=int, default=2048, help="variants per chunk")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = polygenic_scores(args.bfile, args.scores, min_overlap=args.min_overlap,
+                              keep_ambiguous=args.keep_ambiguous,
+                              mean_imputation=not args.no_mean_imputation,
+                              genome_build=args.genome_build, chunk_size=args.chunk_size)
+    paths = write_prs_outputs(result, args.out)
+    log.info("scored %d samples on %d scores; wrote %s", len(result.iid), len(result.score_ids),
+             ", ".join(str(p) for p in paths.values()))
+    return 0

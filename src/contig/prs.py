@@ -1,0 +1,354 @@
+"""Polygenic scores: match PGS Catalog scoring files to the genotypes, then score with plink2 semantics.
+
+Matching (per scoring-file row, first rule that applies gives the status):
+
+- ``absent``: no .bim variant at the row's chromosome + position (or, for rows without a position,
+  with its rsID as .bim ID);
+- ``multiallelic``: more than one .bim variant there (a split multi-allelic site, or a duplicated ID);
+- ``allele_mismatch``: the alleles fit neither directly, swapped, nor on the other strand;
+- ``ambiguous``: a strand-ambiguous SNP (A/T or C/G), dropped unless ``keep_ambiguous`` (then it is
+  assumed to be on the .bim's strand and gets ``matched``/``flipped``, with ``ambiguous`` = true);
+- ``matched``: effect allele = ALT (.bim column 5, the counted allele), other allele = REF;
+- ``flipped``: effect allele = REF (allele swap: the dosage is 2 - ALT count);
+- ``strand_flipped``: the alleles match after complementing (either orientation; see
+  ``effect_is_alt``);
+- ``duplicate``: two or more rows of one score matched the same .bim variant: all are dropped.
+
+A missing ``other_allele`` matches any second allele. Only ``matched``, ``flipped`` and
+``strand_flipped`` rows are scored.
+
+Scores follow ``plink2 --score FILE cols=+scoresums``, each score run on its own variant set:
+``SUM`` = sum over used variants of weight x effect-allele dosage, ``DENOM`` = 2 x number of
+used variants, ``AVG`` = SUM / DENOM. A missing genotype is mean-imputed with the dosage
+2 x effect-allele frequency among founders (PAT = MAT = 0; all samples when there are none), as
+plink2 does; with ``mean_imputation=False`` (plink2 ``no-mean-imputation``) it contributes nothing
+and DENOM counts only the person's non-missing alleles. All chromosomes are scored as diploid
+(plink2 treats male chrX/chrY genotypes as haploid: not reproduced here).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from contig.atomic import atomic_paths
+from contig.errors import InputError
+from contig.modality import Modality, save_modality
+from contig.pgs_catalog import ScoringFile, normalize_chrom, read_scoring_file
+from contig.plinkio import Genotypes
+
+log = logging.getLogger(__name__)
+
+USED_STATUSES = ("matched", "flipped", "strand_flipped")
+STATUSES = USED_STATUSES + ("ambiguous", "allele_mismatch", "multiallelic", "duplicate", "absent")
+MATCH_LOG_COLUMNS = ["score", "row", "variant", "chrom", "pos", "effect_allele", "other_allele",
+                     "effect_weight", "bim_id", "status", "effect_is_alt", "ambiguous"]
+
+
+@dataclass
+class ScoreWeights:
+    """The matched variants of all scores as matrices over the union of used .bim variants.
+
+    ``variant_idx`` (n_used,) sorted global .bim indices; ``alt_weight`` (n_used, n_scores) the weight
+    per ALT allele (+w when the effect allele is ALT, -w when it is REF, 0 when the score does not use
+    the variant); ``ref_offset`` (n_used, n_scores) 2w where the effect allele is REF (the dosage is
+    2 - ALT count), else 0; ``member`` (n_used, n_scores) 1.0 where the score uses the variant.
+    """
+
+    score_ids: list[str]
+    variant_idx: np.ndarray
+    alt_weight: np.ndarray
+    ref_offset: np.ndarray
+    member: np.ndarray
+
+
+@dataclass
+class PrsResult:
+    """Everything ``contig prs`` writes: scores (n_samples, n_scores), match log and summary tables."""
+
+    iid: np.ndarray
+    score_ids: list[str]
+    sums: np.ndarray
+    denom: np.ndarray
+    match_log: pl.DataFrame
+    summary: pl.DataFrame
+
+    @property
+    def avg(self) -> np.ndarray:
+        """SUM / DENOM, (n_samples, n_scores); NaN where a person has no non-missing allele."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.sums / self.denom
+
+
+def complement(expr: pl.Expr) -> pl.Expr:
+    """Reverse complement of an ACGT allele; null for anything else (``-``, ``I``/``D``, ``N``)."""
+    flipped = expr.str.reverse().str.replace_many(["A", "C", "G", "T"], ["T", "G", "C", "A"])
+    return pl.when(expr.str.contains(r"^[ACGT]+$")).then(flipped)
+
+
+def bim_lookup_tables(bim: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(by site, by ID): per chromosome+position and per ID, how many .bim variants, and the first's data."""
+    table = bim.select(
+        bim_idx=pl.int_range(pl.len(), dtype=pl.Int64),
+        chrom=normalize_chrom(pl.col("CHROM")),
+        pos=pl.col("POS"),
+        bim_id=pl.col("ID"),
+        alt=pl.col("ALT").str.to_uppercase(),
+        ref=pl.col("REF").str.to_uppercase(),
+    )
+    fields = [pl.len().alias("n_there")] + [pl.col(c).first() for c in ("bim_idx", "bim_id", "alt", "ref")]
+    by_site = table.group_by("chrom", "pos").agg(fields)
+    by_id = table.group_by("bim_id").agg([pl.len().alias("n_there")] + [
+        pl.col(c).first() for c in ("bim_idx", "alt", "ref")]).rename({"bim_id": "rsid"})
+    return by_site, by_id
+
+
+def locate_variants(scoring: ScoringFile, by_site: pl.DataFrame, by_id: pl.DataFrame) -> pl.DataFrame:
+    """Join each scoring row to the .bim: by chromosome + position, or by rsID where there is no position."""
+    variants = scoring.variants
+    located = variants.filter(pl.col("pos").is_not_null()).join(by_site, on=["chrom", "pos"], how="left")
+    by_rsid = variants.filter(pl.col("pos").is_null()).join(by_id, on="rsid", how="left")
+    by_rsid = by_rsid.with_columns(bim_id=pl.when(pl.col("n_there").is_not_null()).then(pl.col("rsid")))
+    return pl.concat([located, by_rsid.select(located.columns)]).sort("row")
+
+
+def classify_matches(located: pl.DataFrame, keep_ambiguous: bool) -> pl.DataFrame:
+    """Add ``status``, ``effect_is_alt`` and ``ambiguous`` to located rows (see the module docstring)."""
+    e, o = pl.col("effect_allele"), pl.col("other_allele")
+    alt, ref = pl.col("alt"), pl.col("ref")
+    other_fits = lambda allele: o.is_null() | (o == allele)  # noqa: E731
+    other_fits_flipped = lambda allele: o.is_null() | (complement(o) == allele)  # noqa: E731
+    direct = (e == alt) & other_fits(ref)
+    swap = (e == ref) & other_fits(alt)
+    strand_direct = (complement(e) == alt) & other_fits_flipped(ref)
+    strand_swap = (complement(e) == ref) & other_fits_flipped(alt)
+    single = e.str.len_chars() == 1
+    ambiguous = pl.when(o.is_not_null()).then(single & (complement(e) == o)).otherwise(
+        (alt.str.len_chars() == 1) & (complement(alt) == ref))
+    status = (
+        pl.when(pl.col("n_there").is_null()).then(pl.lit("absent"))
+        .when(pl.col("n_there") > 1).then(pl.lit("multiallelic"))
+        .when(~(direct | swap | strand_direct | strand_swap).fill_null(False)).then(pl.lit("allele_mismatch"))
+        .when(ambiguous.fill_null(False) & (not keep_ambiguous)).then(pl.lit("ambiguous"))
+        .when(direct).then(pl.lit("matched"))
+        .when(swap).then(pl.lit("flipped"))
+        .otherwise(pl.lit("strand_flipped"))
+    )
+    effect_is_alt = pl.when(direct).then(True).when(swap).then(False).when(strand_direct).then(True) \
+        .when(strand_swap).then(False)
+    classified = located.with_columns(
+        status=status, effect_is_alt=effect_is_alt, ambiguous=ambiguous.fill_null(False))
+    return mark_duplicates(classified)
+
+
+def mark_duplicates(classified: pl.DataFrame) -> pl.DataFrame:
+    """Rows of one score that would be scored on the same .bim variant all become ``duplicate``."""
+    used = pl.col("status").is_in(USED_STATUSES)
+    repeated = (pl.len().over(pl.when(used).then(pl.col("bim_idx"))) > 1) & used
+    return classified.with_columns(status=pl.when(repeated).then(pl.lit("duplicate")).otherwise("status"))
+
+
+def match_scoring_file(scoring: ScoringFile, by_site: pl.DataFrame, by_id: pl.DataFrame,
+                       keep_ambiguous: bool = False) -> pl.DataFrame:
+    """The match log of one score: one row per scoring-file row, columns MATCH_LOG_COLUMNS + ``bim_idx``."""
+    located = locate_variants(scoring, by_site, by_id)
+    classified = classify_matches(located, keep_ambiguous)
+    used = pl.col("status").is_in(USED_STATUSES)
+    return classified.with_columns(
+        score=pl.lit(scoring.score_id),
+        bim_idx=pl.when(used).then(pl.col("bim_idx")),
+        effect_is_alt=pl.when(used).then(pl.col("effect_is_alt")),
+    ).select(MATCH_LOG_COLUMNS + ["bim_idx"])
+
+
+def summarize_matches(match_log: pl.DataFrame, scorings: Sequence[ScoringFile]) -> pl.DataFrame:
+    """Per score: file, build, variants_in_file, matched (= used), fraction, and ``n_<status>`` counts."""
+    counts = match_log.group_by("score", "status").len()
+    rows = []
+    for scoring in scorings:
+        mine = counts.filter(pl.col("score") == scoring.score_id)
+        per_status = dict(zip(mine["status"].to_list(), mine["len"].to_list()))
+        total = scoring.variants.height
+        used = sum(per_status.get(s, 0) for s in USED_STATUSES)
+        rows.append({"score": scoring.score_id, "file": str(scoring.path),
+                     "genome_build": scoring.genome_build or "NR", "variants_in_file": total,
+                     "matched": used, "fraction": used / total}
+                    | {f"n_{s}": per_status.get(s, 0) for s in STATUSES})
+    return pl.DataFrame(rows)
+
+
+def check_overlap(summary: pl.DataFrame, min_overlap: float) -> None:
+    """Raise naming the first score whose matched fraction is below ``min_overlap`` (or zero)."""
+    for row in summary.iter_rows(named=True):
+        if row["matched"] == 0 or row["fraction"] < min_overlap:
+            reasons = ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[3:] if row[f"n_{s}"])
+            raise InputError(
+                f"score {row['score']}: only {row['matched']} of {row['variants_in_file']} variants "
+                f"({row['fraction']:.1%}) match the genotypes, below --min-overlap {min_overlap:g}"
+                + (f" ({reasons})" if reasons else ""), row["file"])
+
+
+def build_weights(match_log: pl.DataFrame, score_ids: Sequence[str]) -> ScoreWeights:
+    """Turn the used rows of the match log into the matrices of :class:`ScoreWeights`."""
+    used = match_log.filter(pl.col("bim_idx").is_not_null())
+    variant_idx = np.unique(used["bim_idx"].to_numpy()).astype(np.int64)
+    row = np.searchsorted(variant_idx, used["bim_idx"].to_numpy())
+    column = used["score"].replace_strict({s: i for i, s in enumerate(score_ids)},
+                                          return_dtype=pl.Int64).to_numpy()
+    weight = used["effect_weight"].to_numpy()
+    is_alt = used["effect_is_alt"].to_numpy().astype(bool)
+    shape = (len(variant_idx), len(score_ids))
+    alt_weight, ref_offset, member = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    alt_weight[row, column] = np.where(is_alt, weight, -weight)
+    ref_offset[row, column] = np.where(is_alt, 0.0, 2.0 * weight)
+    member[row, column] = 1.0
+    return ScoreWeights(list(score_ids), variant_idx, alt_weight, ref_offset, member)
+
+
+def founder_index(genotypes: Genotypes) -> np.ndarray:
+    """Indices of founders (PAT = MAT = 0), whose genotypes plink2 uses for imputation frequencies."""
+    fam = genotypes.fam
+    founders = ((fam["PAT"] == "0") & (fam["MAT"] == "0")).to_numpy()
+    if not founders.any():
+        log.warning("no founders in the .fam: imputation frequencies use all samples")
+        founders[:] = True
+    return np.flatnonzero(founders)
+
+
+def compute_scores(genotypes: Genotypes, weights: ScoreWeights, mean_imputation: bool = True,
+                   chunk_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """(SUM, DENOM), each (n_samples, n_scores) float64, streaming over chunks of the used variants.
+
+    Per chunk: ``dosage (n_samples, n_chunk) @ alt_weight (n_chunk, n_scores)``; missing calls are set
+    to 2 x founder ALT frequency, or (no mean imputation) to 0 and removed from offsets and DENOM.
+    """
+    n, k = genotypes.n_samples, len(weights.score_ids)
+    founders = founder_index(genotypes)
+    all_founders = len(founders) == n
+    sums = np.zeros((n, k))
+    observed = np.zeros((n, k))  # (no-mean-imputation) non-missing variants per person and score
+    buffer = np.empty((chunk_size, n))
+    start = 0
+    for _, chunk in genotypes.iter_chunks(chunk_size, variant_idx=weights.variant_idx):
+        stop = start + len(chunk)
+        dosage = buffer[: len(chunk)]
+        np.copyto(dosage, chunk, casting="unsafe")
+        missing = chunk < 0
+        rows, cols = np.nonzero(missing)
+        w = weights.alt_weight[start:stop]
+        if mean_imputation:
+            if len(rows):
+                dosage[rows, cols] = 2.0 * founder_alt_frequency(chunk, founders, all_founders)[rows]
+            sums += dosage.T @ w
+        else:
+            dosage[rows, cols] = 0.0
+            sums += dosage.T @ w
+            if len(rows):
+                present = 1.0 - missing.T  # (n_samples, n_chunk)
+                sums += present @ weights.ref_offset[start:stop]
+                observed += present @ weights.member[start:stop]
+            else:
+                sums += weights.ref_offset[start:stop].sum(axis=0)
+                observed += weights.member[start:stop].sum(axis=0)
+        start = stop
+    if mean_imputation:
+        sums += weights.ref_offset.sum(axis=0)
+        denom = np.broadcast_to(2.0 * weights.member.sum(axis=0), (n, k)).copy()
+    else:
+        denom = 2.0 * observed
+    return sums, denom
+
+
+def founder_alt_frequency(chunk: np.ndarray, founders: np.ndarray, all_founders: bool) -> np.ndarray:
+    """ALT allele frequency per variant among founders' non-missing calls, (n_chunk,); 0 if none observed."""
+    sub = chunk if all_founders else chunk[:, founders]
+    present = sub >= 0
+    n_alleles = 2.0 * present.sum(axis=1)
+    alt = np.where(present, sub, 0).sum(axis=1, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_alleles > 0, alt / n_alleles, 0.0)
+
+
+def zscore_columns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Z float32, mean, std) per column of ``X`` (n_samples, n_features); std 0 -> 1 (column becomes 0)."""
+    mean = np.nanmean(X, axis=0)
+    std = np.nanstd(X, axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return ((X - mean) / std).astype(np.float32), mean, std
+
+
+def read_scoring_files(paths: Sequence[str | Path], genome_build: str | None = None) -> list[ScoringFile]:
+    """Parse every scoring file; score IDs must be unique across files."""
+    scorings = [read_scoring_file(p, genome_build) for p in paths]
+    seen: dict[str, Path] = {}
+    for scoring in scorings:
+        if scoring.score_id in seen:
+            raise InputError(f"score ID {scoring.score_id} is also the ID of {seen[scoring.score_id]}",
+                             scoring.path)
+        seen[scoring.score_id] = scoring.path
+    return scorings
+
+
+def match_all(genotypes: Genotypes, scorings: Sequence[ScoringFile], keep_ambiguous: bool = False
+              ) -> pl.DataFrame:
+    """The match log of all scores, concatenated in file order."""
+    by_site, by_id = bim_lookup_tables(genotypes.bim)
+    return pl.concat([match_scoring_file(s, by_site, by_id, keep_ambiguous) for s in scorings])
+
+
+def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequence[str | Path],
+                     min_overlap: float = 0.75, keep_ambiguous: bool = False,
+                     mean_imputation: bool = True, genome_build: str | None = None,
+                     chunk_size: int = 2048) -> PrsResult:
+    """Parse, match and score; raises :class:`InputError` before any scoring if an overlap is too low."""
+    genotypes = Genotypes.open(bfile)
+    scorings = read_scoring_files(score_paths, genome_build)
+    match_log = match_all(genotypes, scorings, keep_ambiguous)
+    summary = summarize_matches(match_log, scorings)
+    for row in summary.iter_rows(named=True):
+        log.info("%s: %d of %d variants used (%.1f%%); dropped: %s", row["score"], row["matched"],
+                 row["variants_in_file"], 100 * row["fraction"],
+                 ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[3:]))
+    check_overlap(summary, min_overlap)
+    score_ids = [s.score_id for s in scorings]
+    weights = build_weights(match_log, score_ids)
+    sums, denom = compute_scores(genotypes, weights, mean_imputation, chunk_size)
+    return PrsResult(genotypes.fam["IID"].to_numpy(), score_ids, sums, denom, match_log, summary)
+
+
+def scores_table(result: PrsResult) -> pl.DataFrame:
+    """IID, then ``<id>_AVG`` and ``<id>_SUM`` per score."""
+    columns: dict[str, object] = {"IID": result.iid}
+    avg = result.avg
+    for j, score in enumerate(result.score_ids):
+        columns[f"{score}_AVG"] = avg[:, j]
+        columns[f"{score}_SUM"] = result.sums[:, j]
+    return pl.DataFrame(columns)
+
+
+def output_paths(out: str | Path) -> dict[str, Path]:
+    """The files ``contig prs --out OUT`` writes."""
+    out = str(out)
+    return {"match": Path(out + ".match.tsv.gz"), "summary": Path(out + ".summary.tsv"),
+            "scores": Path(out + ".scores.tsv"), "modality": Path(out + ".npz")}
+
+
+def write_prs_outputs(result: PrsResult, out: str | Path) -> dict[str, Path]:
+    """Write match log, summary, scores table and the z-scored AVG modality, all or nothing."""
+    import gzip
+
+    paths = output_paths(out)
+    z, mean, std = zscore_columns(result.avg)
+    modality = Modality(result.iid, np.asarray(result.score_ids), z, {"mean": mean, "std": std})
+    with atomic_paths(list(paths.values())) as (match_tmp, summary_tmp, scores_tmp, npz_tmp):
+        with gzip.open(match_tmp, "wb", compresslevel=6) as handle:
+            result.match_log.drop("bim_idx").write_csv(handle, separator="\t", null_value="NA")
+        result.summary.write_csv(summary_tmp, separator="\t", null_value="NA")
+        scores_table(result).write_csv(scores_tmp, separator="\t", null_value="NA")
+        save_modality(npz_tmp, modality)
+    return paths

@@ -1,0 +1,160 @@
+"""The workflow's static checks and its validation of config and input sheets before any job runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workflow_helpers import ROOT, run_snakemake, write_config
+
+BIN = Path(sys.executable).parent
+
+
+def test_snakemake_lint_passes():
+    result = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakefmt_check_passes():
+    result = subprocess.run([str(BIN / "snakefmt"), "--check", "workflow/"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_demo_config_dry_run_plans_every_stage(tmp_path):
+    result = run_snakemake(tmp_path, write_config(tmp_path, {}), "-n")
+    assert result.returncode == 0, result.stderr
+    for rule in ("simulate", "qc", "pca", "snps", "prs", "burden"):
+        assert f"rule {rule}:" in result.stdout
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    result = run_snakemake(tmp_path, write_config(tmp_path, {"qc": {"mind": "high"}}), "-n")
+    assert result.returncode != 0
+    assert "'high' is not of type 'number'" in result.stdout + result.stderr
+    assert "mind" in result.stdout + result.stderr
+
+
+def test_out_of_bounds_value_is_rejected(tmp_path):
+    result = run_snakemake(tmp_path, write_config(tmp_path, {"qc": {"maf": 0.7}}), "-n")
+    assert result.returncode != 0
+    assert "0.7 is greater than the maximum of 0.5" in result.stdout + result.stderr
+
+
+def test_unknown_key_is_named(tmp_path):
+    result = run_snakemake(tmp_path, write_config(tmp_path, {"qc": {"mafs": 0.01}}), "-n")
+    assert result.returncode != 0
+    assert "'mafs' was unexpected" in result.stdout + result.stderr
+
+
+def _real_data_inputs(tmp_path: Path) -> dict:
+    """Inputs of a minimal non-simulated cohort: empty but present files, valid sheets."""
+    for ext in (".bed", ".bim", ".fam"):
+        (tmp_path / f"g{ext}").write_bytes(b"")
+    (tmp_path / "images.tsv").write_text("IID\tpath\teye\nA\ta.png\tleft\n")
+    (tmp_path / "cov.tsv").write_text("IID\tage\tsex\tbatch\nA\t50\t1\tb1\n")
+    (tmp_path / "genes.tsv").write_text("chrom\tstart\tend\tgene\n1\t10\t20\tG1\n")
+    (tmp_path / "pgs").mkdir()
+    (tmp_path / "pgs" / "PGS1.txt.gz").write_bytes(b"")
+    return {
+        "simulate": False,
+        "genotypes": str(tmp_path / "g"),
+        "images": str(tmp_path / "images.tsv"),
+        "covariates": str(tmp_path / "cov.tsv"),
+        "pgs": str(tmp_path / "pgs"),
+        "genes": str(tmp_path / "genes.tsv"),
+        "labels": "",
+    }
+
+
+def test_valid_real_data_inputs_pass_validation(tmp_path):
+    inputs = _real_data_inputs(tmp_path)
+    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
+    assert result.returncode == 0, result.stderr
+    assert "rule simulate:" not in result.stdout
+
+
+@pytest.mark.parametrize("key", ["images", "covariates", "genes"])
+def test_missing_input_file_names_key_and_file(tmp_path, key):
+    inputs = _real_data_inputs(tmp_path)
+    inputs[key] = str(tmp_path / f"absent_{key}.tsv")
+    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
+    assert result.returncode != 0
+    assert f"config inputs.{key}: file not found: {inputs[key]}" in result.stdout + result.stderr
+
+
+def test_missing_genotype_file_is_named(tmp_path):
+    inputs = _real_data_inputs(tmp_path)
+    (tmp_path / "g.bim").unlink()
+    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
+    assert result.returncode != 0
+    assert f"config inputs.genotypes: file not found: {tmp_path / 'g.bim'}" in result.stdout + result.stderr
+
+
+def test_bad_sheet_value_names_file_row_and_column(tmp_path):
+    inputs = _real_data_inputs(tmp_path)
+    (tmp_path / "images.tsv").write_text("IID\tpath\teye\nA\ta.png\tleft\nB\tb.png\tmiddle\n")
+    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
+    assert result.returncode != 0
+    assert f"config inputs.images: {tmp_path / 'images.tsv'}, row 3, column 'eye'" in result.stdout + result.stderr
+
+
+def test_sheet_missing_required_column_is_named(tmp_path):
+    inputs = _real_data_inputs(tmp_path)
+    (tmp_path / "genes.tsv").write_text("chrom\tstart\tgene\n1\t10\tG1\n")
+    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
+    assert result.returncode != 0
+    assert "missing required column(s) end" in result.stdout + result.stderr
+
+
+def test_non_integer_in_sheet_names_row_and_column(tmp_path):
+    inputs = _real_data_inputs(tmp_path)
+    (tmp_path / "genes.tsv").write_text("chrom\tstart\tend\tgene\n1\t10\t20\tG1\n2\tten\t30\tG2\n")
+    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
+    assert result.returncode != 0
+    assert "row 3, column 'start': value 'ten' is not Int64" in result.stdout + result.stderr
+
+
+def _schema_leaves(schema: dict, prefix: str = ""):
+    for name, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        if sub.get("type") == "object":
+            yield from _schema_leaves(sub, path + ".")
+        else:
+            yield path, sub
+
+
+def test_every_config_key_has_description_default_and_bounds():
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["additionalProperties"] is False
+    leaves = dict(_schema_leaves(schema))
+    assert len(leaves) > 30
+    for path, sub in leaves.items():
+        assert sub.get("description"), path
+        assert "default" in sub, path
+        if sub.get("type") in ("integer", "number"):
+            assert "minimum" in sub or "exclusiveMinimum" in sub, path
+
+
+def test_config_readme_documents_every_key():
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    readme = (ROOT / "config" / "README.md").read_text()
+    undocumented = [path for path, _ in _schema_leaves(schema) if f"`{path}`" not in readme]
+    assert not undocumented
+
+
+def test_example_configs_match_the_schema():
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    for path in sorted((ROOT / "config" / "examples").glob("*.yaml")) + [ROOT / "config" / "config.yaml"]:
+        jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(path.read_text()))
