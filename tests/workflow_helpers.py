@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
-def write_config(directory: Path, overrides: dict) -> Path:
+def write_config(directory: Path, overrides: dict, name: str = "config.yaml") -> Path:
     """The demo config with ``overrides`` merged in (nested dicts merge), written to directory."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
@@ -25,7 +25,7 @@ def write_config(directory: Path, overrides: dict) -> Path:
                 base[key] = value
 
     merge(config, overrides)
-    path = directory / "config.yaml"
+    path = directory / name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

@@ -49,14 +49,15 @@ class BurdenResult:
     X: sp.csr_matrix
     genes: pl.DataFrame
 
-    def kept(self) -> Modality:
-        """The modality of the kept genes only."""
-        keep = self.genes["kept"].to_numpy()
-        return Modality(self.iid, self.genes["gene"].to_numpy()[keep], self.X[:, np.flatnonzero(keep)].tocsr(),
-                        {"mode": np.asarray(self.genes.height and "")} if False else {})
+    def kept_modality(self, mode: str) -> Modality:
+        """The modality of the kept genes only, (n_samples, n_kept) CSR float32."""
+        keep = np.flatnonzero(self.genes["kept"].to_numpy())
+        return Modality(self.iid, self.genes["gene"].to_numpy()[keep], self.X[:, keep].tocsr(),
+                        {"mode": np.asarray(mode)})
 
 
 def is_bed_path(path: Path) -> bool:
+    """BED gene tables are recognised by their name: ``.bed`` or ``.bed.gz``."""
     return path.name.endswith((".bed", ".bed.gz"))
 
 
@@ -244,9 +245,7 @@ def output_paths(out: str | Path) -> dict[str, Path]:
 def write_burden_outputs(result: BurdenResult, out: str | Path, mode: str) -> dict[str, Path]:
     """Write OUT.npz (kept genes, CSR) and OUT.genes.tsv (all genes), all or nothing."""
     paths = output_paths(out)
-    keep = result.genes["kept"].to_numpy()
-    modality = Modality(result.iid, result.genes["gene"].to_numpy()[keep],
-                        result.X[:, np.flatnonzero(keep)].tocsr(), {"mode": np.asarray(mode)})
+    modality = result.kept_modality(mode)
     with atomic_paths(list(paths.values())) as (npz_tmp, genes_tmp):
         save_modality(npz_tmp, modality)
         result.genes.write_csv(genes_tmp, separator="\t")

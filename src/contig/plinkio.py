@@ -243,6 +243,55 @@ class Genotypes:
             finally:
                 reader.close()
 
+    def genotype_counts(
+        self, sample_idx: np.ndarray | None = None, variant_idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per-variant genotype counts, uint32 ``(n_selected_variants, 4)``: 0, 1, 2 ALT alleles, missing.
+
+        Counted by pgenlib on the packed data (no decoding), over the samples in ``sample_idx``.
+        """
+        if variant_idx is None:
+            variant_idx = np.arange(self.n_variants)
+        variant_idx = np.asarray(variant_idx, dtype=np.int64)
+        counts = np.zeros((len(variant_idx), 4), dtype=np.uint32)
+        for part_no, part in enumerate(self.parts):
+            lo, hi = int(self.offsets[part_no]), int(self.offsets[part_no + 1])
+            rows = np.flatnonzero((variant_idx >= lo) & (variant_idx < hi))
+            if not len(rows):
+                continue
+            reader = part.reader(sample_idx)
+            try:
+                count = reader.count
+                for row, local in zip(rows.tolist(), (variant_idx[rows] - lo).tolist()):
+                    count(local, counts[row])
+            finally:
+                reader.close()
+        return counts
+
+    def iter_packed_chunks(
+        self, chunk_size: int = 8192, variant_idx: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(variant_indices, rows)`` with the raw .bed bytes, uint8 ``(n_chunk_variants, ceil(n_samples/4))``.
+
+        For copying variants without decoding them (all samples kept). ``variant_idx`` sorted.
+        """
+        n_bytes = bed_bytes_per_variant(self.n_samples)
+        for part_no, part in enumerate(self.parts):
+            lo, hi = int(self.offsets[part_no]), int(self.offsets[part_no + 1])
+            if hi == lo:
+                continue
+            bed = np.memmap(part.bed_path, dtype=np.uint8, mode="r", offset=3, shape=(hi - lo, n_bytes))
+            local = np.arange(hi - lo) if variant_idx is None else (
+                variant_idx[(variant_idx >= lo) & (variant_idx < hi)] - lo)
+            for start in range(0, len(local), chunk_size):
+                idx = local[start : start + chunk_size]
+                if len(idx) and idx[-1] - idx[0] == len(idx) - 1:
+                    rows = np.array(bed[idx[0] : idx[-1] + 1])
+                else:
+                    rows = bed[idx]
+                yield idx + lo, rows
+            del bed
+
     def read(self, variant_idx: np.ndarray, sample_idx: np.ndarray | None = None) -> np.ndarray:
         """Dense int8 ``(len(variant_idx), n_selected_samples)``; for small selections only."""
         variant_idx = np.asarray(variant_idx, dtype=np.int64)
@@ -280,21 +329,27 @@ def chromosome_sort_key(chrom: str) -> tuple[int, str]:
     return {"X": 23, "Y": 24, "XY": 25, "MT": 26, "M": 26}.get(name, 100), name
 
 
+_PACK_LUT = np.zeros(256, dtype=np.uint8)
+_PACK_VALID = np.zeros(256, dtype=bool)
+for _count, _code in _CODE_OF_COUNT.items():
+    _PACK_LUT[_count & 0xFF] = _code
+    _PACK_VALID[_count & 0xFF] = True
+
+
 def pack_bed_rows(genotypes: np.ndarray) -> np.ndarray:
     """Pack int8 ALT counts ``(n_variants, n_samples)`` (-9 missing) into .bed bytes ``(n_variants, ceil(n_samples/4))``."""
+    genotypes = np.ascontiguousarray(genotypes, dtype=np.int8)
     n_variants, n_samples = genotypes.shape
-    lut = np.zeros(256, dtype=np.uint8)
-    for count, code in _CODE_OF_COUNT.items():
-        lut[count & 0xFF] = code
-    valid = np.isin(genotypes, (0, 1, 2, MISSING))
-    if not valid.all():
+    as_bytes = genotypes.view(np.uint8)
+    if not _PACK_VALID[as_bytes].all():
         raise ValueError("genotypes must be 0, 1, 2 or -9")
-    codes = lut[genotypes.view(np.uint8)]
-    pad = (-n_samples) % 4
-    if pad:
-        codes = np.concatenate([codes, np.zeros((n_variants, pad), dtype=np.uint8)], axis=1)
-    codes = codes.reshape(n_variants, -1, 4)
-    return codes[:, :, 0] | (codes[:, :, 1] << 2) | (codes[:, :, 2] << 4) | (codes[:, :, 3] << 6)
+    n_bytes = bed_bytes_per_variant(n_samples)
+    codes = np.zeros((n_variants, 4 * n_bytes), dtype=np.uint8)
+    np.take(_PACK_LUT, as_bytes, out=codes[:, :n_samples])
+    # Four 2-bit codes per little-endian uint32 word -> one byte: c0 | c1<<2 | c2<<4 | c3<<6.
+    words = codes.view("<u4")
+    packed = words | (words >> 6) | (words >> 12) | (words >> 18)
+    return packed.astype(np.uint8)
 
 
 def write_fam(path: str | Path, fam: pl.DataFrame) -> None:
@@ -312,23 +367,46 @@ def write_bfile(
     fam: pl.DataFrame,
     bim: pl.DataFrame,
     chunks: Iterable[np.ndarray],
+    packed: bool = False,
 ) -> None:
     """Write ``prefix.bed/.bim/.fam`` atomically from int8 chunks ``(n_chunk_variants, n_samples)``.
 
     The chunks, in order, must cover exactly ``bim.height`` variants for ``fam.height`` samples.
+    With ``packed=True`` the chunks are already .bed rows, uint8 ``(n_chunk_variants, ceil(n_samples/4))``
+    (e.g. from :meth:`Genotypes.iter_packed_chunks`), written as they are.
     """
     prefix = Path(prefix)
     finals = [prefix.with_name(prefix.name + ext) for ext in (".bed", ".bim", ".fam")]
+    n_bytes = bed_bytes_per_variant(fam.height)
     with atomic_paths(finals) as (bed_tmp, bim_tmp, fam_tmp):
         written = 0
         with open(bed_tmp, "wb") as handle:
             handle.write(BED_MAGIC)
             for chunk in chunks:
-                if chunk.shape[1] != fam.height:
-                    raise ValueError(f"chunk has {chunk.shape[1]} samples, .fam has {fam.height}")
-                handle.write(pack_bed_rows(chunk).tobytes())
+                if packed:
+                    if chunk.shape[1] != n_bytes:
+                        raise ValueError(f"packed chunk has {chunk.shape[1]} bytes per variant, "
+                                         f"{fam.height} samples need {n_bytes}")
+                    handle.write(np.ascontiguousarray(chunk, dtype=np.uint8).tobytes())
+                else:
+                    if chunk.shape[1] != fam.height:
+                        raise ValueError(f"chunk has {chunk.shape[1]} samples, .fam has {fam.height}")
+                    handle.write(pack_bed_rows(chunk).tobytes())
                 written += chunk.shape[0]
         if written != bim.height:
             raise ValueError(f"wrote {written} variants, .bim has {bim.height}")
         write_bim(bim_tmp, bim)
         write_fam(fam_tmp, fam)
+
+
+def founder_mask(fam: pl.DataFrame) -> np.ndarray:
+    """``(n_samples,)`` bool: founders as plink2 defines them (PAT and MAT both '0')."""
+    return ((fam["PAT"] == "0") & (fam["MAT"] == "0")).to_numpy()
+
+
+AUTOSOME_NAMES = frozenset([str(i) for i in range(1, 23)] + [f"chr{i}" for i in range(1, 23)])
+
+
+def is_autosome(chrom: pl.Series | np.ndarray) -> np.ndarray:
+    """``(n_variants,)`` bool: human autosomes 1-22 (with or without a 'chr' prefix)."""
+    return np.isin(np.asarray(chrom, dtype=str), list(AUTOSOME_NAMES))

@@ -46,8 +46,8 @@ class SimulationConfig:
     """Balding-Nichols F of each population from the ancestor (= expected Hudson Fst between two)."""
     snp_spacing_kb: float = 10.0
     """Mean distance between neighbouring array SNPs; with ld_decay_cm it sets how far LD reaches."""
-    ld_decay_cm: float = 0.1
-    """Genetic distance (cM) over which the latent haplotype correlation falls by 1/e (~100 kb)."""
+    ld_decay_cm: float = 0.3
+    """Genetic distance (cM) over which the latent haplotype correlation falls by 1/e (~300 kb at 1 cM/Mb)."""
     rare_fraction: float = 0.3
     """Share of variants drawn with ancestral MAF < 1%."""
     rare_in_genes_fraction: float = 0.7

@@ -218,7 +218,7 @@ def latent_haplotypes(cm: np.ndarray, n_haplotypes: int, decay_cm: float,
     u = rng.standard_normal((n, n_haplotypes), dtype=np.float32)
     for j in range(1, n):
         u[j] = steps[j] * u[j - 1] + innovations[j] * u[j]
-    kappa = rng.uniform(0.75, 1.0, n).astype(np.float32)[:, None]
+    kappa = rng.uniform(0.85, 1.0, n).astype(np.float32)[:, None]
     sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), n)[:, None]
     noise = rng.standard_normal((n, n_haplotypes), dtype=np.float32)
     return sign * (np.sqrt(kappa) * u + np.sqrt(1 - kappa) * noise)

@@ -1,0 +1,56 @@
+"""``contig burden``: rare-variant gene burden scores (carrier flag, allele count or Madsen-Browning)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from contig.burden import MODES, gene_burden, write_burden_outputs
+
+log = logging.getLogger("contig.burden")
+
+
+def maf_limit(text: str) -> float:
+    """argparse type: a MAF limit in (0, 0.5]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{value:g} is not in (0, 0.5]")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bfile", required=True,
+                        help="PLINK 1 prefix, or a pattern with {chrom} for per-chromosome filesets")
+    parser.add_argument("--genes", required=True,
+                        help="gene regions: TSV with header 'chrom start end gene' (1-based, inclusive) "
+                             "or a .bed/.bed.gz file (no header, 0-based half-open)")
+    parser.add_argument("--out", required=True, help="output prefix: OUT.npz and OUT.genes.tsv")
+    parser.add_argument("--max-maf", type=maf_limit, default=0.01,
+                        help="rare = 0 < sample MAF <= this (default 0.01)")
+    parser.add_argument("--mode", choices=MODES, default="carrier",
+                        help="carrier flag, minor-allele count, or Madsen-Browning weighted count")
+    parser.add_argument("--min-carriers", type=positive_int, default=1,
+                        help="drop genes with fewer carriers than this (default 1)")
+    parser.add_argument("--chunk-size", type=positive_int, default=4096, help="variants per chunk")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = gene_burden(args.bfile, args.genes, max_maf=args.max_maf, mode=args.mode,
+                         min_carriers=args.min_carriers, chunk_size=args.chunk_size)
+    paths = write_burden_outputs(result, args.out, args.mode)
+    log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return 0

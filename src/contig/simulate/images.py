@@ -1,0 +1,220 @@
+"""Fundus-like images drawn from latent traits, with nuisance variation.
+
+An image is rendered at twice its size, then reduced: a circular field on black, fundus colour set
+by pigmentation with vignetting and an illumination gradient, a dark macula, a yellow optic disc
+(radius from disc_size) on the nasal side (right of the image for a right eye), a branching vessel
+tree from the disc (branching from vessel_density, width from vessel_width, waviness from
+vessel_tortuosity), lesions (count from lesion_count); then rotation, blur and pixel noise.
+Everything random about one eye comes from its own seed, so rendering order and worker count do
+not change a single byte.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from contig.simulate.config import TRAITS
+
+FIELD_RADIUS = 0.46
+"""Radius of the circular field as a fraction of the image side."""
+SUPERSAMPLE = 2
+LIGHT_FUNDUS = np.array([235.0, 125.0, 65.0])
+DARK_FUNDUS = np.array([125.0, 52.0, 28.0])
+DISC_COLOUR = np.array([250.0, 228.0, 150.0])
+VESSEL_COLOUR = np.array([120.0, 22.0, 14.0])
+
+
+@dataclass
+class EyeParams:
+    """Everything needed to render one eye; lengths are fractions of the field radius R."""
+
+    size: int
+    right: bool
+    disc_radius: float  # R fraction
+    branch_prob: float  # chance per step that a vessel spawns a branch
+    n_small_vessels: int  # extra thin vessels leaving the disc
+    vessel_width: float  # width of the main vessels, R fraction
+    tortuosity: float  # amplitude of the vessels' waviness, R fraction
+    pigmentation: float  # 0 = light orange fundus .. 1 = dark brown
+    n_lesions: int
+    rotation_deg: float
+    brightness: float  # overall gain
+    gradient: tuple[float, float]  # illumination slope across the field (x, y)
+    blur: float  # Gaussian blur radius in output pixels
+    noise_sd: float  # pixel noise SD (0-255 scale)
+    seed: int  # vessel paths, lesion positions, pixel noise
+
+
+def eye_params(trait_values: np.ndarray, right: bool, size: int, rng: np.random.Generator) -> EyeParams:
+    """Map one person's latent traits ``(n_traits,)`` (+ per-eye jitter and nuisances) to parameters."""
+    t = dict(zip(TRAITS, trait_values + rng.normal(0, 0.1, len(TRAITS))))
+    return EyeParams(
+        size=size,
+        right=right,
+        disc_radius=0.15 * math.exp(0.15 * t["disc_size"]),
+        branch_prob=0.05 * math.exp(0.4 * t["vessel_density"]),
+        n_small_vessels=int(rng.poisson(4 * math.exp(0.35 * t["vessel_density"]))),
+        vessel_width=0.045 * math.exp(0.22 * t["vessel_width"]),
+        tortuosity=0.012 * math.exp(0.55 * t["vessel_tortuosity"]),
+        pigmentation=1 / (1 + math.exp(-1.1 * t["pigmentation"])),
+        n_lesions=int(rng.poisson(1.2 * math.exp(0.75 * t["lesion_count"]))),
+        rotation_deg=float(rng.uniform(-12, 12)),
+        brightness=float(rng.uniform(0.85, 1.15)),
+        gradient=(float(rng.normal(0, 0.08)), float(rng.normal(0, 0.08))),
+        blur=float(rng.uniform(0.0, 0.7)),
+        noise_sd=float(rng.uniform(1.5, 5.0)),
+        seed=int(rng.integers(0, 2**63 - 1)),
+    )
+
+
+@lru_cache(maxsize=4)
+def _grid(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates ``(width, width)`` relative to the image centre, in R units."""
+    radius = FIELD_RADIUS * width
+    coords = (np.arange(width, dtype=np.float32) + 0.5 - width / 2) / radius
+    return coords[None, :].repeat(width, 0), coords[:, None].repeat(width, 1)
+
+
+def _background(p: EyeParams, width: int, disc_xy: tuple[float, float]) -> np.ndarray:
+    """Fundus colour with vignetting, illumination gradient, macula and optic disc: ``(w, w, 3)`` float32."""
+    x, y = _grid(width)
+    r2 = x * x + y * y
+    colour = (1 - p.pigmentation) * LIGHT_FUNDUS + p.pigmentation * DARK_FUNDUS
+    light = (1 - 0.35 * r2) * (1 + p.gradient[0] * x + p.gradient[1] * y)
+    temporal = 1.0 if not p.right else -1.0
+    macula = 1 - 0.4 * np.exp(-((x - 0.06 * temporal) ** 2 + y * y) / (2 * 0.13**2))
+    image = (light * macula)[:, :, None] * colour.astype(np.float32)
+    dist = np.sqrt((x - disc_xy[0]) ** 2 + (y - disc_xy[1]) ** 2)
+    alpha = np.clip((p.disc_radius - dist) / (0.2 * p.disc_radius) + 0.5, 0, 1)
+    disc = DISC_COLOUR * (1 + 0.5 * p.gradient[0] * disc_xy[0])
+    return image * (1 - alpha[:, :, None]) + alpha[:, :, None] * disc.astype(np.float32)
+
+
+def _vessel_path(start: tuple[float, float], heading: float, length: float, turn_to: float,
+                 p: EyeParams, rng: np.random.Generator) -> np.ndarray:
+    """Points ``(n, 2)`` of one vessel in R units: a heading that bends towards ``turn_to``, plus waves."""
+    step = 0.03
+    n = max(2, int(length / step))
+    headings = np.empty(n)
+    h = heading
+    for k in range(n):
+        diff = math.atan2(math.sin(turn_to - h), math.cos(turn_to - h))
+        h += 0.06 * np.sign(diff) * min(1.0, abs(diff) * 3) + rng.normal(0, 0.05)
+        headings[k] = h
+    points = np.array(start) + np.cumsum(step * np.stack([np.cos(headings), np.sin(headings)], 1), 0)
+    s = np.arange(n) * step
+    wave = p.tortuosity * np.sin(2 * math.pi * s / rng.uniform(0.12, 0.2) + rng.uniform(0, 6.3))
+    normal = np.stack([-np.sin(headings), np.cos(headings)], 1)
+    return np.vstack([start, points + wave[:, None] * normal])
+
+
+def _draw_vessel(draw: ImageDraw.ImageDraw, start: tuple[float, float], heading: float,
+                 length: float, turn_to: float, width: float, depth: int, p: EyeParams,
+                 rng: np.random.Generator, to_px) -> None:
+    """Draw a vessel and, recursively, its branches (depth <= 3) onto the mask."""
+    path = _vessel_path(start, heading, length, turn_to, p, rng)
+    outside = np.flatnonzero(np.hypot(path[:, 0], path[:, 1]) > 1.02)
+    if len(outside):
+        path = path[: max(2, outside[0] + 1)]
+    draw.line([to_px(pt) for pt in path], fill=255, width=max(1, round(width * to_px.scale)),
+              joint="curve")
+    if depth >= 3:
+        return
+    for k in range(3, len(path) - 2):
+        if rng.random() < p.branch_prob:
+            side = rng.choice([-1.0, 1.0])
+            angle = math.atan2(path[k + 1, 1] - path[k, 1], path[k + 1, 0] - path[k, 0])
+            new_heading = angle + side * rng.uniform(0.5, 1.0)
+            _draw_vessel(draw, tuple(path[k]), new_heading, length * rng.uniform(0.35, 0.6),
+                         new_heading, width * 0.65, depth + 1, p, rng, to_px)
+
+
+class _ToPixels:
+    """Converts R-unit coordinates (origin at the image centre) to supersampled pixels."""
+
+    def __init__(self, width: int) -> None:
+        self.scale = FIELD_RADIUS * width
+        self.centre = width / 2
+
+    def __call__(self, pt) -> tuple[float, float]:
+        return (self.centre + pt[0] * self.scale, self.centre + pt[1] * self.scale)
+
+
+def render_eye(p: EyeParams) -> np.ndarray:
+    """Render one eye: uint8 ``(size, size, 3)``."""
+    rng = np.random.default_rng(p.seed)
+    width = p.size * SUPERSAMPLE
+    nasal = 1.0 if p.right else -1.0
+    disc_xy = (0.52 * nasal, float(rng.normal(0, 0.03)))
+    image = _background(p, width, disc_xy)
+
+    mask = Image.new("L", (width, width), 0)
+    draw = ImageDraw.Draw(mask)
+    to_px = _ToPixels(width)
+    temporal_heading = 0.0 if nasal < 0 else math.pi  # towards the macula
+    for vertical in (-1.0, 1.0):  # superior and inferior arcades, vein and artery each
+        for scale in (1.0, 0.7):
+            start_angle = math.atan2(vertical * 0.95, -nasal * 0.3) + rng.normal(0, 0.1)
+            _draw_vessel(draw, disc_xy, start_angle, 1.9, temporal_heading, p.vessel_width * scale,
+                         0, p, rng, to_px)
+        nasal_heading = math.atan2(vertical * 0.6, nasal) + rng.normal(0, 0.15)
+        _draw_vessel(draw, disc_xy, nasal_heading, 0.8, nasal_heading, p.vessel_width * 0.6, 1, p,
+                     rng, to_px)
+    for _ in range(p.n_small_vessels):
+        heading = rng.uniform(0, 2 * math.pi)
+        _draw_vessel(draw, disc_xy, heading, rng.uniform(0.3, 0.7), heading, p.vessel_width * 0.4,
+                     2, p, rng, to_px)
+    alpha = np.asarray(mask, dtype=np.float32)[:, :, None] * (0.85 / 255)
+    vessel = VESSEL_COLOUR * (1 - 0.4 * p.pigmentation) * p.brightness
+    image = image * p.brightness * (1 - alpha) + alpha * vessel.astype(np.float32)
+
+    picture = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
+    _draw_lesions(ImageDraw.Draw(picture), p, disc_xy, rng, to_px)
+    picture = picture.rotate(p.rotation_deg, resample=Image.Resampling.BILINEAR,
+                             center=(width / 2, width / 2), fillcolor=(0, 0, 0))
+    picture = picture.reduce(SUPERSAMPLE)
+    if p.blur > 0.05:
+        picture = picture.filter(ImageFilter.GaussianBlur(p.blur))
+    out = np.asarray(picture, dtype=np.float32)
+    out = out + rng.normal(0, p.noise_sd, out.shape).astype(np.float32)
+    x, y = _grid(p.size)
+    edge = np.clip((1 - np.sqrt(x * x + y * y)) * FIELD_RADIUS * p.size + 0.5, 0, 1)
+    return np.clip(out * edge[:, :, None], 0, 255).round().astype(np.uint8)
+
+
+def _draw_lesions(draw: ImageDraw.ImageDraw, p: EyeParams, disc_xy: tuple[float, float],
+                  rng: np.random.Generator, to_px) -> None:
+    """Yellow exudates and dark red haemorrhages, away from the disc, inside 0.85 R."""
+    placed = 0
+    while placed < p.n_lesions:
+        radius, angle = 0.85 * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+        centre = (radius * math.cos(angle), radius * math.sin(angle))
+        if math.dist(centre, disc_xy) < p.disc_radius + 0.08:
+            continue
+        size = rng.uniform(0.035, 0.06) * to_px.scale
+        cx, cy = to_px(centre)
+        if rng.random() < 0.5:
+            colour = (250, 232, 110)
+        else:
+            colour = (105, 12, 8)
+        draw.ellipse([cx - size, cy - size * rng.uniform(0.7, 1.0), cx + size,
+                      cy + size * rng.uniform(0.7, 1.0)], fill=colour)
+        placed += 1
+
+
+def write_eye_png(path: str | Path, params: EyeParams) -> None:
+    """Render ``params`` and save it as PNG at ``path`` (deterministic bytes)."""
+    Image.fromarray(render_eye(params)).save(path, format="PNG", optimize=False, compress_level=6)
+
+
+def write_eye_pngs(jobs: list[tuple[str, EyeParams]]) -> int:
+    """Render a batch of ``(path, params)``; returns how many were written (a worker entry point)."""
+    for path, params in jobs:
+        write_eye_png(path, params)
+    return len(jobs)
