@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from contig.burden import burden_scores, gene_burden, output_paths, read_gene_table
+from contig.burden import burden_scores, output_paths, read_gene_table
 from contig.cli import main
 from contig.errors import InputError
 from contig.modality import load_modality
@@ -167,8 +166,3 @@ def test_cli_bad_input_exits_2_without_outputs(cohort, tmp_path, capsys, args, m
     assert err[-1].startswith("contig burden: error: ") and message in err[-1]
     assert not any(p.exists() for p in output_paths(out).values())
 
-
-def test_gene_burden_reads_files(cohort):
-    result = gene_burden(cohort["prefix"], cohort["genes"], max_maf=0.05, mode="carrier")
-    assert isinstance(result.genes, pl.DataFrame) and result.X.shape == (80, 5)
-    assert Path(cohort["genes"]).exists()

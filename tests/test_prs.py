@@ -17,7 +17,7 @@ from contig.cli import main
 from contig.errors import InputError
 from contig.modality import load_modality
 from contig.plinkio import write_bfile
-from contig.prs import output_paths, polygenic_scores, write_prs_outputs
+from contig.prs import output_paths, polygenic_scores, run_prs
 
 PLINK2 = shutil.which("plink2")
 needs_plink2 = pytest.mark.skipif(PLINK2 is None, reason="plink2 (Debian package plink2) not installed")
@@ -342,7 +342,6 @@ def test_cli_low_overlap_leaves_no_outputs(small_bfile, tmp_path, capsys):
 
 def test_write_is_all_or_nothing(small_bfile, tmp_path, monkeypatch):
     path = write_scoring_file(tmp_path / "PGS000023.txt", CRAFTED_ROWS)
-    result = polygenic_scores(small_bfile, [path], min_overlap=0.0)
     import contig.prs as prs
 
     def fail(*args, **kwargs):
@@ -350,5 +349,20 @@ def test_write_is_all_or_nothing(small_bfile, tmp_path, monkeypatch):
 
     monkeypatch.setattr(prs, "save_modality", fail)
     with pytest.raises(RuntimeError):
-        write_prs_outputs(result, tmp_path / "o" / "prs")
+        run_prs(small_bfile, [path], tmp_path / "o" / "prs", min_overlap=0.0)
     assert list((tmp_path / "o").iterdir()) == []
+
+
+def test_streamed_match_log_equals_in_memory(small_bfile, tmp_path):
+    a = write_scoring_file(tmp_path / "PGS000024.txt", CRAFTED_ROWS)
+    b = write_scoring_file(tmp_path / "PGS000025.txt", CRAFTED_ROWS[:2])
+    in_memory = polygenic_scores(small_bfile, [a, b], min_overlap=0.0)
+    streamed = run_prs(small_bfile, [a, b], tmp_path / "prs", min_overlap=0.0)
+    with gzip.open(output_paths(tmp_path / "prs")["match"], "rt") as handle:
+        written = pl.read_csv(handle, separator="\t", null_values="NA", infer_schema=False)
+    expected = in_memory.match_log.drop("bim_idx")
+    assert written.height == expected.height == 10
+    assert written.columns == expected.columns
+    assert written["status"].to_list() == expected["status"].to_list()
+    assert written["score"].to_list() == ["PGS000024"] * 8 + ["PGS000025"] * 2
+    np.testing.assert_array_equal(streamed.sums, in_memory.sums)

@@ -46,12 +46,30 @@ def _split_whitespace_table(path: Path, n_fields: int, names: list[str]) -> dict
     return dict(zip(names, columns))
 
 
+def _read_tab_table_fast(path: Path, names: list[str]) -> dict[str, list[str]] | None:
+    """Tab-separated files with exactly ``len(names)`` fields on every line, read by polars; None if not.
+
+    The common case for files written by plink; anything else goes through the line-by-line reader,
+    which names the offending row.
+    """
+    try:
+        table = pl.read_csv(path, separator="\t", has_header=False, new_columns=names,
+                            infer_schema=False, quote_char=None)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+        return None
+    if table.width != len(names) or table.null_count().sum_horizontal().item() > 0:
+        return None
+    if table.select(pl.any_horizontal(pl.all().str.contains(r"^\s|\s$| ")).any()).item():
+        return None
+    return {name: table[name].to_list() for name in names}
+
+
 def read_fam(path: str | Path) -> pl.DataFrame:
     """Read a .fam file: columns FID IID PAT MAT (str), SEX (int 0/1/2), PHENO (str), one row per sample."""
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path)
-    cols = _split_whitespace_table(path, 6, FAM_COLUMNS)
+    cols = _read_tab_table_fast(path, FAM_COLUMNS) or _split_whitespace_table(path, 6, FAM_COLUMNS)
     fam = pl.DataFrame(cols)
     bad_sex = ~pl.Series(cols["SEX"]).is_in(["0", "1", "2", "-9"])
     if bad_sex.any():
@@ -70,6 +88,13 @@ def read_bim(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path)
+    fast = _read_tab_table_fast(path, BIM_COLUMNS)
+    if fast is not None:
+        table = pl.DataFrame(fast)
+        parsed = table.with_columns(pl.col("CM").cast(pl.Float64, strict=False),
+                                    pl.col("POS").cast(pl.Int64, strict=False))
+        if parsed.select(pl.col("CM").is_null().any() | pl.col("POS").is_null().any()).item() is False:
+            return parsed
     cols = _split_whitespace_table(path, 6, BIM_COLUMNS)
     for name, dtype in (("POS", int), ("CM", float)):
         try:
@@ -358,8 +383,11 @@ def write_fam(path: str | Path, fam: pl.DataFrame) -> None:
 
 
 def write_bim(path: str | Path, bim: pl.DataFrame) -> None:
-    """Write a .bim table (columns BIM_COLUMNS) tab-separated, no header."""
-    bim.select(BIM_COLUMNS).write_csv(path, separator="\t", include_header=False)
+    """Write a .bim table (columns BIM_COLUMNS) tab-separated, no header; whole cM values as plink does ("0")."""
+    cm = pl.col("CM")
+    cm_text = pl.when(cm == cm.round(0)).then(cm.cast(pl.Int64).cast(pl.String)).otherwise(cm.cast(pl.String))
+    bim.select(BIM_COLUMNS).with_columns(cm_text.alias("CM")).write_csv(
+        path, separator="\t", include_header=False)
 
 
 def write_bfile(
@@ -387,11 +415,11 @@ def write_bfile(
                     if chunk.shape[1] != n_bytes:
                         raise ValueError(f"packed chunk has {chunk.shape[1]} bytes per variant, "
                                          f"{fam.height} samples need {n_bytes}")
-                    handle.write(np.ascontiguousarray(chunk, dtype=np.uint8).tobytes())
+                    handle.write(np.ascontiguousarray(chunk, dtype=np.uint8).data)
                 else:
                     if chunk.shape[1] != fam.height:
                         raise ValueError(f"chunk has {chunk.shape[1]} samples, .fam has {fam.height}")
-                    handle.write(pack_bed_rows(chunk).tobytes())
+                    handle.write(pack_bed_rows(chunk).data)
                 written += chunk.shape[0]
         if written != bim.height:
             raise ValueError(f"wrote {written} variants, .bim has {bim.height}")

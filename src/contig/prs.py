@@ -28,6 +28,7 @@ and DENOM counts only the person's non-missing alleles. All chromosomes are scor
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from contig.atomic import atomic_paths
 from contig.errors import InputError
@@ -52,19 +54,21 @@ MATCH_LOG_COLUMNS = ["score", "row", "variant", "chrom", "pos", "effect_allele",
 
 @dataclass
 class ScoreWeights:
-    """The matched variants of all scores as matrices over the union of used .bim variants.
+    """The matched variants of all scores as sparse matrices over the union of used .bim variants.
 
-    ``variant_idx`` (n_used,) sorted global .bim indices; ``alt_weight`` (n_used, n_scores) the weight
-    per ALT allele (+w when the effect allele is ALT, -w when it is REF, 0 when the score does not use
-    the variant); ``ref_offset`` (n_used, n_scores) 2w where the effect allele is REF (the dosage is
-    2 - ALT count), else 0; ``member`` (n_used, n_scores) 1.0 where the score uses the variant.
+    ``variant_idx`` (n_used,) sorted global .bim indices. Each matrix is CSR (n_used, n_scores):
+    ``alt_weight`` the weight per ALT allele (+w when the effect allele is ALT, -w when it is REF,
+    absent when the score does not use the variant); ``ref_offset`` 2w where the effect allele is REF
+    (the dosage is 2 - ALT count); ``member`` 1 where the score uses the variant. Sparse because real
+    score sets (hundreds of scores, each on its own million variants) barely overlap; each chunk
+    is made dense only while it is multiplied.
     """
 
     score_ids: list[str]
     variant_idx: np.ndarray
-    alt_weight: np.ndarray
-    ref_offset: np.ndarray
-    member: np.ndarray
+    alt_weight: sp.csr_matrix
+    ref_offset: sp.csr_matrix
+    member: sp.csr_matrix
 
 
 @dataclass
@@ -75,7 +79,7 @@ class PrsResult:
     score_ids: list[str]
     sums: np.ndarray
     denom: np.ndarray
-    match_log: pl.DataFrame
+    match_log: pl.DataFrame | None  # None when streamed to a file
     summary: pl.DataFrame
 
     @property
@@ -193,9 +197,8 @@ def check_overlap(summary: pl.DataFrame, min_overlap: float) -> None:
                 + (f" ({reasons})" if reasons else ""), row["file"])
 
 
-def build_weights(match_log: pl.DataFrame, score_ids: Sequence[str]) -> ScoreWeights:
-    """Turn the used rows of the match log into the matrices of :class:`ScoreWeights`."""
-    used = match_log.filter(pl.col("bim_idx").is_not_null())
+def build_weights(used: pl.DataFrame, score_ids: Sequence[str]) -> ScoreWeights:
+    """Turn the used match-log rows (columns score, bim_idx, effect_weight, effect_is_alt) into :class:`ScoreWeights`."""
     variant_idx = np.unique(used["bim_idx"].to_numpy()).astype(np.int64)
     row = np.searchsorted(variant_idx, used["bim_idx"].to_numpy())
     column = used["score"].replace_strict({s: i for i, s in enumerate(score_ids)},
@@ -203,11 +206,12 @@ def build_weights(match_log: pl.DataFrame, score_ids: Sequence[str]) -> ScoreWei
     weight = used["effect_weight"].to_numpy()
     is_alt = used["effect_is_alt"].to_numpy().astype(bool)
     shape = (len(variant_idx), len(score_ids))
-    alt_weight, ref_offset, member = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-    alt_weight[row, column] = np.where(is_alt, weight, -weight)
-    ref_offset[row, column] = np.where(is_alt, 0.0, 2.0 * weight)
-    member[row, column] = 1.0
-    return ScoreWeights(list(score_ids), variant_idx, alt_weight, ref_offset, member)
+
+    def matrix(values: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((values, (row, column)), shape=shape)
+
+    return ScoreWeights(list(score_ids), variant_idx, matrix(np.where(is_alt, weight, -weight)),
+                        matrix(np.where(is_alt, 0.0, 2.0 * weight)), matrix(np.ones(len(row))))
 
 
 def founder_index(genotypes: Genotypes) -> np.ndarray:
@@ -239,26 +243,27 @@ def compute_scores(genotypes: Genotypes, weights: ScoreWeights, mean_imputation:
         dosage = buffer[: len(chunk)]
         np.copyto(dosage, chunk, casting="unsafe")
         missing = chunk < 0
-        rows, cols = np.nonzero(missing)
-        w = weights.alt_weight[start:stop]
+        any_missing = bool(missing.any())
+        w = weights.alt_weight[start:stop].toarray()  # (n_chunk, n_scores)
         if mean_imputation:
-            if len(rows):
-                dosage[rows, cols] = 2.0 * founder_alt_frequency(chunk, founders, all_founders)[rows]
+            if any_missing:
+                fill = 2.0 * founder_alt_frequency(chunk, founders, all_founders)
+                np.copyto(dosage, fill[:, None], where=missing)
             sums += dosage.T @ w
         else:
-            dosage[rows, cols] = 0.0
+            np.copyto(dosage, 0.0, where=missing)
             sums += dosage.T @ w
-            if len(rows):
+            if any_missing:
                 present = 1.0 - missing.T  # (n_samples, n_chunk)
-                sums += present @ weights.ref_offset[start:stop]
-                observed += present @ weights.member[start:stop]
+                sums += present @ weights.ref_offset[start:stop].toarray()
+                observed += present @ weights.member[start:stop].toarray()
             else:
-                sums += weights.ref_offset[start:stop].sum(axis=0)
-                observed += weights.member[start:stop].sum(axis=0)
+                sums += np.asarray(weights.ref_offset[start:stop].sum(axis=0))
+                observed += np.asarray(weights.member[start:stop].sum(axis=0))
         start = stop
     if mean_imputation:
-        sums += weights.ref_offset.sum(axis=0)
-        denom = np.broadcast_to(2.0 * weights.member.sum(axis=0), (n, k)).copy()
+        sums += np.asarray(weights.ref_offset.sum(axis=0))
+        denom = np.broadcast_to(2.0 * np.asarray(weights.member.sum(axis=0)), (n, k)).copy()
     else:
         denom = 2.0 * observed
     return sums, denom
@@ -282,43 +287,59 @@ def zscore_columns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ((X - mean) / std).astype(np.float32), mean, std
 
 
-def read_scoring_files(paths: Sequence[str | Path], genome_build: str | None = None) -> list[ScoringFile]:
-    """Parse every scoring file; score IDs must be unique across files."""
-    scorings = [read_scoring_file(p, genome_build) for p in paths]
-    seen: dict[str, Path] = {}
-    for scoring in scorings:
-        if scoring.score_id in seen:
-            raise InputError(f"score ID {scoring.score_id} is also the ID of {seen[scoring.score_id]}",
-                             scoring.path)
-        seen[scoring.score_id] = scoring.path
-    return scorings
+def check_unique_score_id(scoring: ScoringFile, seen: dict[str, Path]) -> None:
+    """Score IDs must be unique across files (they name output columns)."""
+    if scoring.score_id in seen:
+        raise InputError(f"score ID {scoring.score_id} is also the ID of {seen[scoring.score_id]}",
+                         scoring.path)
+    seen[scoring.score_id] = scoring.path
 
 
-def match_all(genotypes: Genotypes, scorings: Sequence[ScoringFile], keep_ambiguous: bool = False
-              ) -> pl.DataFrame:
-    """The match log of all scores, concatenated in file order."""
-    by_site, by_id = bim_lookup_tables(genotypes.bim)
-    return pl.concat([match_scoring_file(s, by_site, by_id, keep_ambiguous) for s in scorings])
+def log_summary(row: dict) -> None:
+    log.info("%s: %d of %d variants used (%.1f%%); dropped: %s", row["score"], row["matched"],
+             row["variants_in_file"], 100 * row["fraction"],
+             ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[3:]))
 
 
 def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequence[str | Path],
                      min_overlap: float = 0.75, keep_ambiguous: bool = False,
                      mean_imputation: bool = True, genome_build: str | None = None,
-                     chunk_size: int = 2048) -> PrsResult:
-    """Parse, match and score; raises :class:`InputError` before any scoring if an overlap is too low."""
+                     chunk_size: int = 2048, match_log_path: str | Path | None = None) -> PrsResult:
+    """Parse and match one scoring file at a time, then score all at once.
+
+    Raises :class:`InputError` at the first score whose overlap is below ``min_overlap``, before
+    any scoring. With ``match_log_path`` the match log is streamed there (gzip TSV) instead of being
+    kept in memory (``PrsResult.match_log`` is then None): real score sets have ~10^8 rows.
+    """
     genotypes = Genotypes.open(bfile)
-    scorings = read_scoring_files(score_paths, genome_build)
-    match_log = match_all(genotypes, scorings, keep_ambiguous)
-    summary = summarize_matches(match_log, scorings)
-    for row in summary.iter_rows(named=True):
-        log.info("%s: %d of %d variants used (%.1f%%); dropped: %s", row["score"], row["matched"],
-                 row["variants_in_file"], 100 * row["fraction"],
-                 ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[3:]))
-    check_overlap(summary, min_overlap)
-    score_ids = [s.score_id for s in scorings]
-    weights = build_weights(match_log, score_ids)
+    by_site, by_id = bim_lookup_tables(genotypes.bim)
+    seen: dict[str, Path] = {}
+    used, summaries, logs = [], [], []
+    handle = gzip.open(match_log_path, "wb", compresslevel=1) if match_log_path else None
+    try:
+        for number, path in enumerate(score_paths):
+            scoring = read_scoring_file(path, genome_build)
+            check_unique_score_id(scoring, seen)
+            match_log = match_scoring_file(scoring, by_site, by_id, keep_ambiguous)
+            summary = summarize_matches(match_log, [scoring])
+            log_summary(summary.row(0, named=True))
+            check_overlap(summary, min_overlap)
+            summaries.append(summary)
+            used.append(match_log.filter(pl.col("bim_idx").is_not_null())
+                        .select("score", "bim_idx", "effect_weight", "effect_is_alt"))
+            if handle is None:
+                logs.append(match_log)
+            else:
+                match_log.drop("bim_idx").write_csv(handle, separator="\t", null_value="NA",
+                                                    include_header=number == 0)
+    finally:
+        if handle is not None:
+            handle.close()
+    score_ids = list(seen)
+    weights = build_weights(pl.concat(used), score_ids)
     sums, denom = compute_scores(genotypes, weights, mean_imputation, chunk_size)
-    return PrsResult(genotypes.fam["IID"].to_numpy(), score_ids, sums, denom, match_log, summary)
+    return PrsResult(genotypes.fam["IID"].to_numpy(), score_ids, sums, denom,
+                     pl.concat(logs) if logs else None, pl.concat(summaries))
 
 
 def scores_table(result: PrsResult) -> pl.DataFrame:
@@ -338,17 +359,20 @@ def output_paths(out: str | Path) -> dict[str, Path]:
             "scores": Path(out + ".scores.tsv"), "modality": Path(out + ".npz")}
 
 
-def write_prs_outputs(result: PrsResult, out: str | Path) -> dict[str, Path]:
-    """Write match log, summary, scores table and the z-scored AVG modality, all or nothing."""
-    import gzip
-
-    paths = output_paths(out)
+def write_score_files(result: PrsResult, summary_path: Path, scores_path: Path, npz_path: Path) -> None:
+    """Write the summary, the scores table and the z-scored AVG modality (mean/std kept as extras)."""
     z, mean, std = zscore_columns(result.avg)
     modality = Modality(result.iid, np.asarray(result.score_ids), z, {"mean": mean, "std": std})
+    result.summary.write_csv(summary_path, separator="\t", null_value="NA")
+    scores_table(result).write_csv(scores_path, separator="\t", null_value="NA")
+    save_modality(npz_path, modality)
+
+
+def run_prs(bfile: str | Path | Sequence[str | Path], score_paths: Sequence[str | Path], out: str | Path,
+            **options) -> PrsResult:
+    """Score and write every output of ``contig prs --out OUT``, all or nothing (see :func:`output_paths`)."""
+    paths = output_paths(out)
     with atomic_paths(list(paths.values())) as (match_tmp, summary_tmp, scores_tmp, npz_tmp):
-        with gzip.open(match_tmp, "wb", compresslevel=6) as handle:
-            result.match_log.drop("bim_idx").write_csv(handle, separator="\t", null_value="NA")
-        result.summary.write_csv(summary_tmp, separator="\t", null_value="NA")
-        scores_table(result).write_csv(scores_tmp, separator="\t", null_value="NA")
-        save_modality(npz_tmp, modality)
-    return paths
+        result = polygenic_scores(bfile, score_paths, match_log_path=match_tmp, **options)
+        write_score_files(result, summary_tmp, scores_tmp, npz_tmp)
+    return result

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "snps": ("snps", "the raw-SNP modality: selected, standardized, mean-imputed SNP matrix"),
     "prs": ("prs", "polygenic scores from PGS Catalog scoring files (plink2 --score semantics)"),
     "burden": ("burden", "rare-variant gene burden scores"),
+    "images": ("images", "validate the image manifest, crop the fundus field, resize, write a uint8 cache"),
 }
 
 

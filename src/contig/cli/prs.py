@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.prs import polygenic_scores, write_prs_outputs
+from contig.prs import output_paths, run_prs
 
 log = logging.getLogger("contig.prs")
 
@@ -42,11 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = polygenic_scores(args.bfile, args.scores, min_overlap=args.min_overlap,
-                              keep_ambiguous=args.keep_ambiguous,
-                              mean_imputation=not args.no_mean_imputation,
-                              genome_build=args.genome_build, chunk_size=args.chunk_size)
-    paths = write_prs_outputs(result, args.out)
+    result = run_prs(args.bfile, args.scores, args.out, min_overlap=args.min_overlap,
+                     keep_ambiguous=args.keep_ambiguous, mean_imputation=not args.no_mean_imputation,
+                     genome_build=args.genome_build, chunk_size=args.chunk_size)
+    paths = output_paths(args.out)
     log.info("scored %d samples on %d scores; wrote %s", len(result.iid), len(result.score_ids),
              ", ".join(str(p) for p in paths.values()))
     return 0

@@ -25,7 +25,7 @@ FIELD_RADIUS = 0.46
 """Radius of the circular field as a fraction of the image side."""
 SUPERSAMPLE = 2
 LIGHT_FUNDUS = np.array([235.0, 125.0, 65.0])
-DARK_FUNDUS = np.array([125.0, 52.0, 28.0])
+DARK_FUNDUS = np.array([110.0, 45.0, 25.0])
 DISC_COLOUR = np.array([250.0, 228.0, 150.0])
 VESSEL_COLOUR = np.array([120.0, 22.0, 14.0])
 
@@ -61,8 +61,8 @@ def eye_params(trait_values: np.ndarray, right: bool, size: int, rng: np.random.
         branch_prob=0.05 * math.exp(0.4 * t["vessel_density"]),
         n_small_vessels=int(rng.poisson(4 * math.exp(0.35 * t["vessel_density"]))),
         vessel_width=0.045 * math.exp(0.22 * t["vessel_width"]),
-        tortuosity=0.012 * math.exp(0.55 * t["vessel_tortuosity"]),
-        pigmentation=1 / (1 + math.exp(-1.1 * t["pigmentation"])),
+        tortuosity=0.008 * math.exp(0.6 * t["vessel_tortuosity"]),
+        pigmentation=1 / (1 + math.exp(-1.4 * t["pigmentation"])),
         n_lesions=int(rng.poisson(1.2 * math.exp(0.75 * t["lesion_count"]))),
         rotation_deg=float(rng.uniform(-12, 12)),
         brightness=float(rng.uniform(0.85, 1.15)),
@@ -73,7 +73,7 @@ def eye_params(trait_values: np.ndarray, right: bool, size: int, rng: np.random.
     )
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _grid(width: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates ``(width, width)`` relative to the image centre, in R units."""
     radius = FIELD_RADIUS * width
@@ -81,19 +81,24 @@ def _grid(width: int) -> tuple[np.ndarray, np.ndarray]:
     return coords[None, :].repeat(width, 0), coords[:, None].repeat(width, 1)
 
 
+@lru_cache(maxsize=8)
+def _shading(width: int, right: bool) -> np.ndarray:
+    """Vignetting times the dark macula (temporal of the centre): ``(width, width)`` float32."""
+    x, y = _grid(width)
+    temporal = -1.0 if right else 1.0
+    macula = 1 - 0.4 * np.exp(-((x - 0.06 * temporal) ** 2 + y * y) / (2 * 0.13**2))
+    return ((1 - 0.35 * (x * x + y * y)) * macula).astype(np.float32)
+
+
 def _background(p: EyeParams, width: int, disc_xy: tuple[float, float]) -> np.ndarray:
     """Fundus colour with vignetting, illumination gradient, macula and optic disc: ``(w, w, 3)`` float32."""
     x, y = _grid(width)
-    r2 = x * x + y * y
-    colour = (1 - p.pigmentation) * LIGHT_FUNDUS + p.pigmentation * DARK_FUNDUS
-    light = (1 - 0.35 * r2) * (1 + p.gradient[0] * x + p.gradient[1] * y)
-    temporal = 1.0 if not p.right else -1.0
-    macula = 1 - 0.4 * np.exp(-((x - 0.06 * temporal) ** 2 + y * y) / (2 * 0.13**2))
-    image = (light * macula)[:, :, None] * colour.astype(np.float32)
+    colour = ((1 - p.pigmentation) * LIGHT_FUNDUS + p.pigmentation * DARK_FUNDUS).astype(np.float32)
+    light = _shading(width, p.right) * (1 + p.gradient[0] * x + p.gradient[1] * y)
     dist = np.sqrt((x - disc_xy[0]) ** 2 + (y - disc_xy[1]) ** 2)
     alpha = np.clip((p.disc_radius - dist) / (0.2 * p.disc_radius) + 0.5, 0, 1)
-    disc = DISC_COLOUR * (1 + 0.5 * p.gradient[0] * disc_xy[0])
-    return image * (1 - alpha[:, :, None]) + alpha[:, :, None] * disc.astype(np.float32)
+    disc = (DISC_COLOUR * (1 + 0.5 * p.gradient[0] * disc_xy[0])).astype(np.float32)
+    return (light * (1 - alpha))[:, :, None] * colour + alpha[:, :, None] * disc
 
 
 def _vessel_path(start: tuple[float, float], heading: float, length: float, turn_to: float,
@@ -101,12 +106,10 @@ def _vessel_path(start: tuple[float, float], heading: float, length: float, turn
     """Points ``(n, 2)`` of one vessel in R units: a heading that bends towards ``turn_to``, plus waves."""
     step = 0.03
     n = max(2, int(length / step))
-    headings = np.empty(n)
-    h = heading
-    for k in range(n):
-        diff = math.atan2(math.sin(turn_to - h), math.cos(turn_to - h))
-        h += 0.06 * np.sign(diff) * min(1.0, abs(diff) * 3) + rng.normal(0, 0.05)
-        headings[k] = h
+    # heading relaxes exponentially towards turn_to, plus a random walk
+    diff = math.atan2(math.sin(turn_to - heading), math.cos(turn_to - heading))
+    k = np.arange(1, n + 1)
+    headings = heading + diff * (1 - np.exp(-0.12 * k)) + np.cumsum(rng.normal(0, 0.05, n))
     points = np.array(start) + np.cumsum(step * np.stack([np.cos(headings), np.sin(headings)], 1), 0)
     s = np.arange(n) * step
     wave = p.tortuosity * np.sin(2 * math.pi * s / rng.uniform(0.12, 0.2) + rng.uniform(0, 6.3))
@@ -122,17 +125,18 @@ def _draw_vessel(draw: ImageDraw.ImageDraw, start: tuple[float, float], heading:
     outside = np.flatnonzero(np.hypot(path[:, 0], path[:, 1]) > 1.02)
     if len(outside):
         path = path[: max(2, outside[0] + 1)]
-    draw.line([to_px(pt) for pt in path], fill=255, width=max(1, round(width * to_px.scale)),
-              joint="curve")
+    draw.line((path * to_px.scale + to_px.centre).ravel().tolist(), fill=255,
+              width=max(1, round(width * to_px.scale)), joint="curve")
     if depth >= 3:
         return
-    for k in range(3, len(path) - 2):
-        if rng.random() < p.branch_prob:
-            side = rng.choice([-1.0, 1.0])
-            angle = math.atan2(path[k + 1, 1] - path[k, 1], path[k + 1, 0] - path[k, 0])
-            new_heading = angle + side * rng.uniform(0.5, 1.0)
-            _draw_vessel(draw, tuple(path[k]), new_heading, length * rng.uniform(0.35, 0.6),
-                         new_heading, width * 0.65, depth + 1, p, rng, to_px)
+    n_steps = len(path)
+    spawn = np.flatnonzero(rng.random(n_steps) < p.branch_prob)
+    for k in spawn[(spawn >= 3) & (spawn < n_steps - 2)]:
+        side = rng.choice([-1.0, 1.0])
+        angle = math.atan2(path[k + 1, 1] - path[k, 1], path[k + 1, 0] - path[k, 0])
+        new_heading = angle + side * rng.uniform(0.5, 1.0)
+        _draw_vessel(draw, tuple(path[k]), new_heading, length * rng.uniform(0.35, 0.6),
+                     new_heading, width * 0.65, depth + 1, p, rng, to_px)
 
 
 class _ToPixels:
@@ -149,11 +153,12 @@ class _ToPixels:
 def render_eye(p: EyeParams) -> np.ndarray:
     """Render one eye: uint8 ``(size, size, 3)``."""
     rng = np.random.default_rng(p.seed)
-    width = p.size * SUPERSAMPLE
     nasal = 1.0 if p.right else -1.0
     disc_xy = (0.52 * nasal, float(rng.normal(0, 0.03)))
-    image = _background(p, width, disc_xy)
+    image = _background(p, p.size, disc_xy)
 
+    # vessels are drawn on a supersampled mask so that thin ones get partial coverage
+    width = p.size * SUPERSAMPLE
     mask = Image.new("L", (width, width), 0)
     draw = ImageDraw.Draw(mask)
     to_px = _ToPixels(width)
@@ -170,19 +175,18 @@ def render_eye(p: EyeParams) -> np.ndarray:
         heading = rng.uniform(0, 2 * math.pi)
         _draw_vessel(draw, disc_xy, heading, rng.uniform(0.3, 0.7), heading, p.vessel_width * 0.4,
                      2, p, rng, to_px)
-    alpha = np.asarray(mask, dtype=np.float32)[:, :, None] * (0.85 / 255)
-    vessel = VESSEL_COLOUR * (1 - 0.4 * p.pigmentation) * p.brightness
-    image = image * p.brightness * (1 - alpha) + alpha * vessel.astype(np.float32)
+    alpha = np.asarray(mask.reduce(SUPERSAMPLE), dtype=np.float32)[:, :, None] * (0.85 / 255)
+    vessel = (VESSEL_COLOUR * (1 - 0.4 * p.pigmentation)).astype(np.float32)
+    image = (image * (1 - alpha) + alpha * vessel) * p.brightness
 
     picture = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
-    _draw_lesions(ImageDraw.Draw(picture), p, disc_xy, rng, to_px)
+    _draw_lesions(ImageDraw.Draw(picture), p, disc_xy, rng, _ToPixels(p.size))
     picture = picture.rotate(p.rotation_deg, resample=Image.Resampling.BILINEAR,
-                             center=(width / 2, width / 2), fillcolor=(0, 0, 0))
-    picture = picture.reduce(SUPERSAMPLE)
+                             center=(p.size / 2, p.size / 2), fillcolor=(0, 0, 0))
     if p.blur > 0.05:
         picture = picture.filter(ImageFilter.GaussianBlur(p.blur))
     out = np.asarray(picture, dtype=np.float32)
-    out = out + rng.normal(0, p.noise_sd, out.shape).astype(np.float32)
+    out += rng.normal(0, p.noise_sd, out.shape).astype(np.float32)
     x, y = _grid(p.size)
     edge = np.clip((1 - np.sqrt(x * x + y * y)) * FIELD_RADIUS * p.size + 0.5, 0, 1)
     return np.clip(out * edge[:, :, None], 0, 255).round().astype(np.uint8)
@@ -210,7 +214,7 @@ def _draw_lesions(draw: ImageDraw.ImageDraw, p: EyeParams, disc_xy: tuple[float,
 
 def write_eye_png(path: str | Path, params: EyeParams) -> None:
     """Render ``params`` and save it as PNG at ``path`` (deterministic bytes)."""
-    Image.fromarray(render_eye(params)).save(path, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(render_eye(params)).save(path, format="PNG", optimize=False, compress_level=1)
 
 
 def write_eye_pngs(jobs: list[tuple[str, EyeParams]]) -> int:
