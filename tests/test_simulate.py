@@ -39,7 +39,7 @@ def cohort(sim_cohort):
         "fam": geno.fam,
         "G": g,  # (n_snps, n_samples)
         "maf": np.minimum(freq, 1 - freq),
-        "traits": read_tsv(sim_cohort / "traits.tsv"),
+        "traits": read_tsv(sim_cohort / "traits.tsv", dtypes={t: pl.Float64 for t in TRAITS}),
         "truth": read_tsv(sim_cohort / "truth.tsv", dtypes={"start": pl.Int64, "end": pl.Int64,
                                                             "chrom": pl.Int64, "effect": pl.Float64}),
         "genes": read_tsv(sim_cohort / "genes.tsv", dtypes={"chrom": pl.Int64, "start": pl.Int64,

@@ -321,27 +321,33 @@ def rank_share(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     return np.array_split(batch, world_size)[rank]
 
 
-def batch_seed(seed: int, epoch: int, batch: int) -> int:
-    """Seed of the augmentation generator of one batch: a function of (seed, epoch, batch) only."""
-    return int(np.random.default_rng([seed, epoch, batch, 11]).integers(2**62))
+def batch_seed(seed: int, epoch: int, batch: int, stream: int = 0) -> int:
+    """Seed of the augmentation generator of one batch: a function of (seed, epoch, batch) only
+    (``stream`` separates training from validation draws)."""
+    return int(np.random.default_rng([seed, epoch, batch, stream, 11]).integers(2**62))
 
 
 class PersonBatchDataset(torch.utils.data.Dataset):
-    """Item ``i`` is the whole batch ``batches[i]`` of people (use with ``batch_size=None``).
+    """Item ``i`` is this rank's share of the global batch ``batches[i]`` of people (use with
+    ``batch_size=None``; world size 1: the whole batch).
 
     Returns a dict: ``images`` uint8 ``(B, S, S, 3)``, ``image_person`` int64 ``(B,)``,
-    ``people`` int64 ``(P,)`` (cohort indices), ``index`` (batch number), and per modality
-    ``genetic/<name>`` float32 ``(P, m)`` and ``present/<name>`` bool ``(P,)``. The cache is
-    opened lazily in each worker (a memmap is never pickled).
+    ``people`` int64 ``(P,)`` (cohort indices), ``index`` (batch number), ``image_offset`` and
+    ``global_images`` (where this share's images start in the global batch, and its size: the
+    augmentation draws parameters for the global batch so every rank count gives the same
+    images), and per modality ``genetic/<name>`` float32 ``(P, m)`` and ``present/<name>`` bool
+    ``(P,)``. The cache is opened lazily in each worker (a memmap is never pickled).
     """
 
     def __init__(self, cohort: Cohort, cache_prefix: str | Path, batches: Sequence[np.ndarray],
-                 first_index: int = 0, with_genetics: bool = True) -> None:
+                 first_index: int = 0, with_genetics: bool = True, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.cohort = cohort
         self.cache_prefix = str(cache_prefix)
         self.batches = list(batches)
         self.first_index = first_index
         self.with_genetics = with_genetics
+        self.rank, self.world_size = rank, world_size
         self._images: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -353,7 +359,10 @@ class PersonBatchDataset(torch.utils.data.Dataset):
         return self._images
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        people = np.asarray(self.batches[i], dtype=np.int64)
+        global_people = np.asarray(self.batches[i], dtype=np.int64)
+        shares = [rank_share(global_people, r, self.world_size) for r in range(self.world_size)]
+        people = shares[self.rank]
+        counts = [int(self.cohort.images.n_images(s).sum()) for s in shares]
         rows, image_person = self.cohort.images.gather(people)
         order = np.argsort(rows, kind="stable")  # read the memmap in file order
         pixels = np.empty((len(rows),) + self._cache().shape[1:], np.uint8)
@@ -361,7 +370,9 @@ class PersonBatchDataset(torch.utils.data.Dataset):
         item = {"images": torch.from_numpy(pixels),
                 "image_person": torch.from_numpy(image_person.astype(np.int64)),
                 "people": torch.from_numpy(people),
-                "index": torch.tensor(self.first_index + i)}
+                "index": torch.tensor(self.first_index + i),
+                "image_offset": torch.tensor(sum(counts[:self.rank])),
+                "global_images": torch.tensor(sum(counts))}
         if self.with_genetics:
             for name, g in self.cohort.genetics.items():
                 X, present = g.rows(people)
@@ -435,15 +446,22 @@ class BatchAugment:
     rotation: float = 20.0
     min_scale: float | None = None
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """uint8 ``(B, S, S, 3)`` on any device → normalized float ``(B, 3, size, size)``."""
+    def __call__(self, images: torch.Tensor, generator: torch.Generator, offset: int = 0,
+                 total: int | None = None) -> torch.Tensor:
+        """uint8 ``(B, S, S, 3)`` on any device → normalized float ``(B, 3, size, size)``.
+
+        Parameters are drawn for ``total`` images (default B) and rows ``offset:offset + B`` are
+        used, so a rank's share of a global batch is augmented as in a single process.
+        """
         x = to_float_images(images, self.size)
         B, device = x.shape[0], x.device
+        total = B if total is None else total
+        rand = _sliced_rand(generator, offset, B, total)
 
-        def uniform(lo: float, hi: float, n: int = B) -> torch.Tensor:
-            return lo + (hi - lo) * torch.rand(n, generator=generator)
+        def uniform(lo: float, hi: float) -> torch.Tensor:
+            return lo + (hi - lo) * rand()
 
-        flip = torch.where(torch.rand(B, generator=generator) < 0.5, -1.0, 1.0)
+        flip = torch.where(rand() < 0.5, -1.0, 1.0)
         theta = torch.zeros(B, 2, 3)
         if self.method == "contig":
             angle = torch.deg2rad(uniform(-self.rotation, self.rotation))
@@ -458,30 +476,30 @@ class BatchAugment:
             w = torch.sqrt(area * aspect).clamp(max=1.0)
             h = torch.sqrt(area / aspect).clamp(max=1.0)
             theta[:, 0, 0], theta[:, 1, 1] = w * flip, h
-            theta[:, 0, 2] = (torch.rand(B, generator=generator) * 2 - 1) * (1 - w)
-            theta[:, 1, 2] = (torch.rand(B, generator=generator) * 2 - 1) * (1 - h)
+            theta[:, 0, 2] = (rand() * 2 - 1) * (1 - w)
+            theta[:, 1, 2] = (rand() * 2 - 1) * (1 - h)
         else:
             raise ValueError(f"no augmentation for method {self.method!r}")
         grid = F.affine_grid(theta.to(device, x.dtype), list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if self.method == "simclr":
-            x = self._colour(x, generator)
+            x = self._colour(x, rand)
         return normalize(x)
 
-    def _colour(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        B, device = x.shape[0], x.device
+    def _colour(self, x: torch.Tensor, rand) -> torch.Tensor:  # noqa: ANN001
+        device = x.device
 
         def col(values: torch.Tensor) -> torch.Tensor:
             return values.to(device, x.dtype)[:, None, None, None]
 
         def uniform(lo: float, hi: float) -> torch.Tensor:
-            return lo + (hi - lo) * torch.rand(B, generator=generator)
+            return lo + (hi - lo) * rand()
 
-        jitter = col(torch.rand(B, generator=generator) < 0.8)
+        jitter = col(rand() < 0.8)
         brightness, contrast = col(uniform(0.3, 1.7)), col(uniform(0.3, 1.7))
         saturation, hue = col(uniform(0.3, 1.7)), uniform(-0.2, 0.2)
-        grey = col(torch.rand(B, generator=generator) < 0.2)
-        blur = torch.rand(B, generator=generator) < 0.5
+        grey = col(rand() < 0.2)
+        blur = rand() < 0.5
         sigma = uniform(0.1, 2.0) * (x.shape[-1] / 224.0)
 
         y = (x * brightness).clamp(0, 1)
@@ -495,6 +513,13 @@ class BatchAugment:
         if bool(blur.any()):
             x = torch.where(col(blur) > 0, _gaussian_blur(x, sigma.to(device, x.dtype)), x)
         return x
+
+
+def _sliced_rand(generator: torch.Generator, offset: int, n: int, total: int):  # noqa: ANN202
+    """A function drawing ``total`` uniforms per call and returning rows ``offset:offset + n``."""
+    def rand() -> torch.Tensor:
+        return torch.rand(total, generator=generator)[offset:offset + n]
+    return rand
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,9 @@ Public API (names are stable; other stages call them):
   ``np.memmap`` ``(n_images, S, S, 3)`` uint8 and ``index`` the polars table of ``OUT.index.tsv``
   (``row`` Int64, one line per image, in the array's order).
 
-- :func:`find_field` ``(rgb) -> (top, left, bottom, right) | None`` and :func:`square_crop_box`
-  ``(box, height, width)``: the fundus-field detection and the square crop box.
+- :func:`find_field` ``(rgb) -> ((top, left, bottom, right), brightness) | None``,
+  :func:`square_crop_box` ``(box, height, width)`` and :func:`preprocess_image`
+  ``(path, size, convert) -> (pixels | None, info)``: the per-image steps.
 
 Input problems and what happens to them (``on_error``):
 
@@ -67,7 +68,7 @@ import polars as pl
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from contig.atomic import atomic_paths
+from contig.atomic import atomic_path, atomic_paths
 from contig.errors import InputError
 from contig.tables import read_tsv
 
@@ -263,12 +264,15 @@ def find_field(rgb: np.ndarray) -> tuple[tuple[int, int, int, int], float] | Non
     height, width = rgb.shape[:2]
     step = max(1, math.ceil(max(height, width) / DETECTION_MAX_SIDE))
     small = rgb[::step, ::step]
-    level = small.max(axis=2)
-    threshold = max(FIELD_MIN_LEVEL, FIELD_RELATIVE_LEVEL * float(np.percentile(level, 99)))
+    level = np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2])
+    counts = np.bincount(level.ravel(), minlength=256)
+    p99 = int(np.searchsorted(np.cumsum(counts), 0.99 * level.size))  # 99th percentile of uint8
+    threshold = max(FIELD_MIN_LEVEL, FIELD_RELATIVE_LEVEL * p99)
     labels, n_regions = ndimage.label(level > threshold, structure=np.ones((3, 3), dtype=bool))
     if n_regions == 0:
         return None
-    sizes = np.bincount(labels.ravel())
+    flat = labels.ravel()
+    sizes = np.bincount(flat)
     sizes[0] = 0
     largest = int(sizes.argmax())
     if sizes[largest] < MIN_FIELD_FRACTION * labels.size:
@@ -276,8 +280,8 @@ def find_field(rgb: np.ndarray) -> tuple[tuple[int, int, int, int], float] | Non
     rows, cols = ndimage.find_objects(labels, max_label=largest)[largest - 1]
     box = (rows.start * step, cols.start * step,
            min(height, rows.stop * step), min(width, cols.stop * step))
-    brightness = float(luminance(small[labels == largest]).mean())
-    return box, brightness
+    luma_sums = np.bincount(flat, weights=luminance(small).ravel(), minlength=largest + 1)
+    return box, float(luma_sums[largest] / sizes[largest])
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -285,21 +289,32 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
 
 
-def square_crop_box(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    """The square ``(left, upper, right, lower)`` (PIL order) centred on ``box`` (top, left, bottom, right).
+def square_crop_box(box: tuple[int, int, int, int], height: int,
+                    width: int) -> tuple[int, int, int, int]:
+    """The square ``(left, upper, right, lower)`` (PIL order) around ``box`` (top, left, bottom,
+    right) found in a ``height`` × ``width`` image.
 
-    Its side is the box's longer side, so a field clipped at the image's top and bottom (common
-    in fundus cameras) keeps its full width; PIL pads the part outside the image with black.
+    Its side is the box's longer side, so a field clipped by the image's edges (common in fundus
+    cameras: top and bottom) keeps its full extent; PIL pads the part outside the image with
+    black. Along the shorter side the box is centred, except when it touches one image edge only:
+    then the far edge of the field is the real one and the square is anchored to it.
     """
     top, left, bottom, right = box
     side = max(bottom - top, right - left)
-    upper = top - (side - (bottom - top)) // 2
-    left_edge = left - (side - (right - left)) // 2
+
+    def place(start: int, stop: int, extent: int) -> int:
+        if start == 0 and stop < extent:  # clipped at the low edge only
+            return stop - side
+        if stop == extent and start > 0:  # clipped at the high edge only
+            return start
+        return start - (side - (stop - start)) // 2
+
+    upper, left_edge = place(top, bottom, height), place(left, right, width)
     return left_edge, upper, left_edge + side, upper + side
 
 
 def centre_crop_box(height: int, width: int) -> tuple[int, int, int, int]:
-    """The largest centred square ``(left, upper, right, lower)`` inside a ``height`` × ``width`` image."""
+    """The largest centred square ``(left, upper, right, lower)`` in a ``height`` × ``width`` image."""
     side = min(height, width)
     upper, left = (height - side) // 2, (width - side) // 2
     return left, upper, left + side, upper + side
@@ -331,7 +346,8 @@ def preprocess_image(path: str | Path, size: int,
                      convert: Collection[str] = ()) -> tuple[np.ndarray | None, dict]:
     """Decode, crop to the fundus field and resize one image.
 
-    Returns ``(pixels, info)``: ``pixels`` is ``(size, size, 3)`` uint8 RGB, or None when the file
+    Never raises for a bad file: returns ``(pixels, info)``, ``pixels`` ``(size, size, 3)`` uint8 RGB,
+    or None when the file
     is unusable, then ``info["problem"]`` says why. Otherwise ``info`` has ``crop`` ("field" or
     "centre"), ``source`` (None, "16bit", "grayscale" or "16bit+grayscale") and ``brightness``
     (mean luminance of the field, or of the whole image after a centre crop).
@@ -365,7 +381,7 @@ def preprocess_image(path: str | Path, size: int,
         brightness = float(luminance(rgb[::step, ::step]).mean())
     else:
         (field_box, brightness), crop = found, "field"
-        box = square_crop_box(field_box)
+        box = square_crop_box(field_box, *rgb.shape[:2])
     resized = Image.fromarray(rgb).crop(box).resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(resized), {"crop": crop, "source": source, "brightness": brightness}
 
@@ -404,7 +420,8 @@ def process_images(files: Sequence[Path], size: int, cache_path: Path, convert: 
     # spawn, not fork: the parent has polars' thread pool running, which fork can deadlock.
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_open_worker_cache, initargs=(str(cache_path),)) as pool:
-        yield from pool.imap(_process_into_cache, tasks, chunksize=max(1, min(64, len(tasks) // (8 * workers))))
+        chunk = max(1, min(64, len(tasks) // (8 * workers)))
+        yield from pool.imap(_process_into_cache, tasks, chunksize=chunk)
 
 
 def _close_worker_cache() -> None:
@@ -453,12 +470,12 @@ def shrink_npy_rows(path: Path, keep: np.ndarray) -> None:
     row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
     if len(header.getvalue()) != offset:  # a header of another length: copy instead
         old = np.load(path, mmap_mode="r")
-        copy_path = path.with_name(path.name + ".copy.npy")
-        new = np.lib.format.open_memmap(copy_path, mode="w+", dtype=dtype, shape=(len(keep), *shape[1:]))
-        new[:] = old[: len(keep)]
-        new.flush()
-        del new, old
-        os.replace(copy_path, path)
+        with atomic_path(path) as copy_path:
+            new = np.lib.format.open_memmap(copy_path, mode="w+", dtype=dtype,
+                                            shape=(len(keep), *shape[1:]))
+            new[:] = old[: len(keep)]
+            new.flush()
+            del new
         return
     with open(path, "r+b") as handle:
         handle.write(header.getvalue())
@@ -521,7 +538,8 @@ def build_image_cache(
 
     ``brightness_z`` ≤ 0 or infinite disables the brightness filter. Raises :class:`InputError`
     for header problems, for the first row problem when ``on_error == "fail"``, and when no
-    image is left.
+    image is left. With ``workers`` > 1 the pool uses the "spawn" start method, so a script
+    calling this must guard its entry point with ``if __name__ == "__main__":``.
     """
     if on_error not in ("fail", "exclude"):
         raise ValueError(f"on_error must be 'fail' or 'exclude', not {on_error!r}")

@@ -55,7 +55,7 @@ def _read_tab_table_fast(path: Path, names: list[str]) -> dict[str, list[str]] |
     try:
         table = pl.read_csv(path, separator="\t", has_header=False, new_columns=names,
                             infer_schema=False, quote_char=None)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+    except pl.exceptions.PolarsError:
         return None
     if table.width != len(names) or table.null_count().sum_horizontal().item() > 0:
         return None

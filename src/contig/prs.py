@@ -123,17 +123,18 @@ def locate_variants(scoring: ScoringFile, by_site: pl.DataFrame, by_id: pl.DataF
 
 def classify_matches(located: pl.DataFrame, keep_ambiguous: bool) -> pl.DataFrame:
     """Add ``status``, ``effect_is_alt`` and ``ambiguous`` to located rows (see the module docstring)."""
-    e, o = pl.col("effect_allele"), pl.col("other_allele")
+    located = located.with_columns(effect_c=complement(pl.col("effect_allele")),
+                                   other_c=complement(pl.col("other_allele")))
+    e, o, e_c, o_c = (pl.col(c) for c in ("effect_allele", "other_allele", "effect_c", "other_c"))
     alt, ref = pl.col("alt"), pl.col("ref")
-    other_fits = lambda allele: o.is_null() | (o == allele)  # noqa: E731
-    other_fits_flipped = lambda allele: o.is_null() | (complement(o) == allele)  # noqa: E731
-    direct = (e == alt) & other_fits(ref)
-    swap = (e == ref) & other_fits(alt)
-    strand_direct = (complement(e) == alt) & other_fits_flipped(ref)
-    strand_swap = (complement(e) == ref) & other_fits_flipped(alt)
-    single = e.str.len_chars() == 1
-    ambiguous = pl.when(o.is_not_null()).then(single & (complement(e) == o)).otherwise(
-        (alt.str.len_chars() == 1) & (complement(alt) == ref))
+    no_other = o.is_null()
+    direct = (e == alt) & (no_other | (o == ref))
+    swap = (e == ref) & (no_other | (o == alt))
+    strand_direct = (e_c == alt) & (no_other | (o_c == ref))
+    strand_swap = (e_c == ref) & (no_other | (o_c == alt))
+    single = e.str.len_bytes() == 1
+    ambiguous = pl.when(no_other).then((alt.str.len_bytes() == 1) & (complement(alt) == ref)) \
+        .otherwise(single & (e_c == o))
     status = (
         pl.when(pl.col("n_there").is_null()).then(pl.lit("absent"))
         .when(pl.col("n_there") > 1).then(pl.lit("multiallelic"))
@@ -146,7 +147,8 @@ def classify_matches(located: pl.DataFrame, keep_ambiguous: bool) -> pl.DataFram
     effect_is_alt = pl.when(direct).then(True).when(swap).then(False).when(strand_direct).then(True) \
         .when(strand_swap).then(False)
     classified = located.with_columns(
-        status=status, effect_is_alt=effect_is_alt, ambiguous=ambiguous.fill_null(False))
+        status=status, effect_is_alt=effect_is_alt, ambiguous=ambiguous.fill_null(False)
+    ).drop("effect_c", "other_c")
     return mark_duplicates(classified)
 
 

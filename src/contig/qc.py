@@ -121,9 +121,9 @@ def _tail_sum(start: np.ndarray, direction: int, limit: np.ndarray, n: np.ndarra
     return total
 
 
-def _first_less_likely(start: np.ndarray, stop: np.ndarray, direction: int, cutoff: np.ndarray,
+def _first_no_more_likely(start: np.ndarray, stop: np.ndarray, direction: int, cutoff: np.ndarray,
                        n: np.ndarray, n_rare: np.ndarray) -> np.ndarray:
-    """First het count k = start, start + 2*direction, ... (not past ``stop``) with log P(k) < cutoff.
+    """First het count k = start, start + 2*direction, ... (not past ``stop``) with log P(k) <= cutoff.
 
     The walk must run away from the mode (log P non-increasing along it), which makes the predicate
     monotone, so bisection finds it. Returns ``stop + 2*direction`` where there is none.
@@ -136,7 +136,7 @@ def _first_less_likely(start: np.ndarray, stop: np.ndarray, direction: int, cuto
             break
         mid = (lo + hi) // 2
         k = np.where(open_, start + 2 * mid * direction, start)
-        less = _log_het_probability(np.clip(k, n_rare % 2, n_rare), n, n_rare) < cutoff
+        less = _log_het_probability(np.clip(k, n_rare % 2, n_rare), n, n_rare) <= cutoff
         hi = np.where(open_ & less, mid, hi)
         lo = np.where(open_ & ~less, mid, lo)
     return start + 2 * hi * direction
@@ -145,11 +145,12 @@ def _first_less_likely(start: np.ndarray, stop: np.ndarray, direction: int, cuto
 def hwe_exact_p(het: np.ndarray, hom1: np.ndarray, hom2: np.ndarray) -> np.ndarray:
     """Hardy-Weinberg exact test p-values (Wigginton et al. 2005), vectorized over variants.
 
-    ``het``, ``hom1``, ``hom2``: genotype counts, shape ``(n_variants,)``. p = P(observed) + the
-    probabilities of all other het counts strictly less likely than the observed one (ties excluded,
-    as plink2's HweP excludes them); no calls gives p = 1. Matches plink2 ``--hardy`` (P column).
+    ``het``, ``hom1``, ``hom2``: genotype counts, shape ``(n_variants,)``. p = the sum of the
+    probabilities of all het counts no more likely than the observed one (ties included, as plink2's
+    HweP includes them up to a relative 2^-44; we allow 1e-9 against rounding); no calls gives
+    p = 1. Matches plink2 ``--hardy`` (P column) to its printed precision.
 
-    The het-count distribution is log-concave, so the less likely counts form two tails, one on
+    The het-count distribution is log-concave, so the other counts no more likely form two tails, one on
     each side; their inner ends are found by bisection and the tails summed outwards until the terms
     vanish.
     """
@@ -166,14 +167,14 @@ def hwe_exact_p(het: np.ndarray, hom1: np.ndarray, hom2: np.ndarray) -> np.ndarr
     parity = n_rare % 2
     mode = _het_mode(n, n_rare)
     logp_obs = _log_het_probability(het, n, n_rare)
-    # "Strictly less likely" with a margin of 1e-9 (relative) against rounding in the log-factorials.
-    cutoff = logp_obs - 1e-9
+    # "No more likely" with a margin of 1e-9 (relative) against rounding in the log-factorials.
+    cutoff = logp_obs + 1e-9
     # Lower tail: below min(het - 2, mode) P rises with k, so walk down from there.
     lower_start = np.minimum(het - 2, mode)
-    lower_end = _first_less_likely(lower_start, parity, -1, cutoff, n, n_rare)
+    lower_end = _first_no_more_likely(lower_start, parity, -1, cutoff, n, n_rare)
     # Upper tail: above max(het + 2, mode) P falls with k, so walk up from there.
     upper_start = np.maximum(het + 2, mode)
-    upper_end = _first_less_likely(upper_start, n_rare, +1, cutoff, n, n_rare)
+    upper_end = _first_no_more_likely(upper_start, n_rare, +1, cutoff, n, n_rare)
     total = (np.exp(logp_obs) + _tail_sum(lower_end, -1, parity, n, n_rare)
              + _tail_sum(upper_end, +1, n_rare, n, n_rare))
     p[todo] = np.minimum(total, 1.0)

@@ -106,13 +106,40 @@ def indep_pairwise_arg(settings):
     return f"{window} {step} {r2}"
 
 
+IMAGE_CACHE = f"results/images/cache_{config['images']['size']}"
+METHODS = config["pretrain"]["methods"]
+N_FOLDS = config["pretrain"]["n_folds"]
+FOLDS = [f"fold{k}" for k in range(N_FOLDS)] if N_FOLDS > 1 else ["holdout"]
+# SLURM --gpus for the GPU rules; nothing when training on the CPU.
+GPU_RESOURCES = (
+    {"gpu": config["pretrain"]["gpus"]} if config["pretrain"]["gpus"] else {}
+)
+
+
+def split_arg(wildcards):
+    """--n-folds K --fold k for cross-fitting folds, --split TRAIN VAL TEST for the holdout."""
+    if wildcards.fold == "holdout":
+        return "--split " + " ".join(str(f) for f in config["pretrain"]["holdout"])
+    return f"--n-folds {N_FOLDS} --fold {wildcards.fold.removeprefix('fold')}"
+
+
+def loco_input(wildcards):
+    """The LOCO predictions of gwas_step1 when config gwas.loco is on, else nothing."""
+    if config["gwas"]["loco"]:
+        return f"results/gwas/{wildcards.method}/step1.loco.tsv.gz"
+    return []
+
+
 def final_outputs():
-    """Every target of a full run of the implemented stages."""
+    """Every target of a full run."""
     return [
         "results/genotypes/cohort.qc.tsv",
-        "results/genotypes/pca.eigenvec",
         "results/genotypes/pca.png",
-        "results/scores/snps.npz",
         "results/scores/prs.npz",
         "results/scores/burden.npz",
+        *expand(
+            "results/pretrain/{method}/{fold}/curves.png", method=METHODS, fold=FOLDS
+        ),
+        *expand("results/gwas/{method}/combined.manhattan.png", method=METHODS),
+        *expand("results/gwas/{method}/loci.loci.tsv", method=METHODS),
     ]

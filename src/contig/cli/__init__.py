@@ -23,6 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "snps": ("snps", "the raw-SNP modality: selected, standardized, mean-imputed SNP matrix"),
     "prs": ("prs", "polygenic scores from PGS Catalog scoring files (plink2 --score semantics)"),
     "burden": ("burden", "rare-variant gene burden scores"),
+    "covariates": ("covariates", "the numeric GWAS covariate file: covariate sheet + genetic PCs"),
+    "phenotypes": ("phenotypes", "GWAS phenotypes from embeddings: PCs or all dims, adjusted, RINT"),
+    "gwas-step1": ("gwas_step1", "regenie-style whole-genome ridge regression: LOCO predictions"),
+    "gwas": ("gwas", "exact OLS association of every phenotype with every variant"),
+    "clump": ("clump", "LD clumping of summary statistics into loci (plink --clump meaning)"),
+    "gwas-plots": ("plots", "Manhattan and QQ plots of summary statistics"),
+    "train": ("train", "contrastive pretraining of the image encoder (contig, simclr, random)"),
+    "embed": ("embed", "image embeddings of held-out people (gathers cross-fitting folds)"),
     "images": ("images", "validate the image manifest, crop the fundus field, resize, write a uint8 cache"),
 }
 

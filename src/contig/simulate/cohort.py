@@ -85,13 +85,14 @@ def simulate_into(out: Path, config: SimulationConfig) -> dict:
              config.n_chromosomes, time.perf_counter() - started)
 
     covariates = simulate_covariates(n, config.n_batches, rngs["traits"])
-    arch = choose_architecture(genome, maf, config, rngs["traits"])
+    arch = choose_architecture(genome, maf, gt.hwe_chi2(alt), config, rngs["traits"])
     traits, truth = simulate_traits(alt, genome, maf, arch, covariates, population, config,
                                     rngs["traits"])
     disease, severity = simulate_labels(traits, config, rngs["traits"])
 
     failures = gt.choose_qc_failures(maf, arch.causal_snps(), n, config, rngs["missing"])
-    observed = gt.observed_genotypes(alt, failures, covariates.batch, config, rngs["missing"])
+    observed = gt.observed_genotypes(alt, failures, covariates.batch, arch.causal_snps(), config,
+                                     rngs["missing"])
     del alt
     fam = pl.DataFrame({"FID": iids, "IID": iids, "PAT": "0", "MAT": "0",
                         "SEX": covariates.sex.astype(np.int8), "PHENO": "-9"})

@@ -262,6 +262,21 @@ def minor_allele_frequency(genotypes: np.ndarray) -> np.ndarray:
     return np.minimum(freq, 1 - freq)
 
 
+def hwe_chi2(genotypes: np.ndarray) -> np.ndarray:
+    """1-df HWE chi-square ``(n_snps,)`` from the heterozygote deficit: n x F^2, F = 1 - Hobs/Hexp.
+
+    Population structure (Wahlund effect) makes differentiated SNPs fail HWE in a pooled sample;
+    causal SNPs are chosen among those that do not.
+    """
+    n = genotypes.shape[1]
+    freq = genotypes.mean(axis=1, dtype=np.float64) / 2
+    expected = 2 * freq * (1 - freq)
+    observed = (genotypes == 1).mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(expected > 0, 1 - observed / expected, 0.0)
+    return n * f**2
+
+
 @dataclass
 class QcFailures:
     """Indices of the planted QC failures."""
@@ -291,11 +306,13 @@ def choose_qc_failures(maf: np.ndarray, protected: np.ndarray, n_samples: int,
 
 
 def observed_genotypes(true_alt: np.ndarray, failures: QcFailures, batch: np.ndarray,
-                       config: SimulationConfig, rng: np.random.Generator) -> np.ndarray:
+                       protected: np.ndarray, config: SimulationConfig,
+                       rng: np.random.Generator) -> np.ndarray:
     """What the array reports ``(n_snps, n_samples)`` int8: HWE failures, then missing calls (-9).
 
     Ordinary missingness: rate x sample factor x variant factor x batch factor, each factor with
-    mean ~1 and capped so ordinary samples and variants stay well below 5% missing.
+    mean ~1 and capped so ordinary samples and variants stay below 5% missing; ``protected``
+    (causal) variants get at most the mean variant factor, so they never fail ``--geno 0.05``.
     """
     observed = true_alt.copy()
     n_snps, n_samples = observed.shape
@@ -307,6 +324,7 @@ def observed_genotypes(true_alt: np.ndarray, failures: QcFailures, batch: np.nda
     sample_factor = np.minimum(rng.gamma(3.0, 1 / 3.0, n_samples), 2.5)
     batch_factor = rng.uniform(0.7, 1.3, batch.max() + 1)[batch]
     variant_factor = np.minimum(rng.gamma(2.0, 0.5, n_snps), 2.5)
+    variant_factor[protected] = np.minimum(variant_factor[protected], 1.0)
     sample_rate = config.missing_rate * sample_factor * batch_factor
     sample_rate[failures.bad_samples] = rng.uniform(0.08, 0.2, len(failures.bad_samples))
     variant_factor[failures.bad_missing_variants] = 0.0

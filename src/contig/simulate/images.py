@@ -90,6 +90,14 @@ def _shading(width: int, right: bool) -> np.ndarray:
     return ((1 - 0.35 * (x * x + y * y)) * macula).astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def _field_edge(size: int) -> np.ndarray:
+    """Anti-aliased circular field mask ``(size, size, 1)`` float32: 1 inside, 0 in the corners."""
+    x, y = _grid(size)
+    edge = np.clip((1 - np.sqrt(x * x + y * y)) * FIELD_RADIUS * size + 0.5, 0, 1)
+    return edge[:, :, None].astype(np.float32)
+
+
 def _background(p: EyeParams, width: int, disc_xy: tuple[float, float]) -> np.ndarray:
     """Fundus colour with vignetting, illumination gradient, macula and optic disc: ``(w, w, 3)`` float32."""
     x, y = _grid(width)
@@ -110,11 +118,14 @@ def _vessel_path(start: tuple[float, float], heading: float, length: float, turn
     diff = math.atan2(math.sin(turn_to - heading), math.cos(turn_to - heading))
     k = np.arange(1, n + 1)
     headings = heading + diff * (1 - np.exp(-0.12 * k)) + np.cumsum(rng.normal(0, 0.05, n))
-    points = np.array(start) + np.cumsum(step * np.stack([np.cos(headings), np.sin(headings)], 1), 0)
-    s = np.arange(n) * step
-    wave = p.tortuosity * np.sin(2 * math.pi * s / rng.uniform(0.12, 0.2) + rng.uniform(0, 6.3))
-    normal = np.stack([-np.sin(headings), np.cos(headings)], 1)
-    return np.vstack([start, points + wave[:, None] * normal])
+    cos, sin = np.cos(headings), np.sin(headings)
+    wave = p.tortuosity * np.sin(2 * math.pi * step * np.arange(n) / rng.uniform(0.12, 0.2)
+                                 + rng.uniform(0, 6.3))
+    path = np.empty((n + 1, 2))
+    path[0] = start
+    path[1:, 0] = start[0] + np.cumsum(step * cos) - wave * sin
+    path[1:, 1] = start[1] + np.cumsum(step * sin) + wave * cos
+    return path
 
 
 def _draw_vessel(draw: ImageDraw.ImageDraw, start: tuple[float, float], heading: float,
@@ -186,10 +197,9 @@ def render_eye(p: EyeParams) -> np.ndarray:
     if p.blur > 0.05:
         picture = picture.filter(ImageFilter.GaussianBlur(p.blur))
     out = np.asarray(picture, dtype=np.float32)
-    out += rng.normal(0, p.noise_sd, out.shape).astype(np.float32)
-    x, y = _grid(p.size)
-    edge = np.clip((1 - np.sqrt(x * x + y * y)) * FIELD_RADIUS * p.size + 0.5, 0, 1)
-    return np.clip(out * edge[:, :, None], 0, 255).round().astype(np.uint8)
+    out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(p.noise_sd)
+    out *= _field_edge(p.size)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def _draw_lesions(draw: ImageDraw.ImageDraw, p: EyeParams, disc_xy: tuple[float, float],

@@ -22,6 +22,7 @@ SEX_SIGN = np.array([1.0, -1.0, 1.0, -1.0, 1.0, 0.5])
 BURDEN_MAF = 0.01
 """Variants with sample MAF below this count towards a gene's burden."""
 MIN_MAJOR_DISTANCE_BP = 3_000_000
+MAX_CAUSAL_HWE_CHI2 = 10.0  # p ~ 0.0016, far from --hwe 1e-6
 
 
 @dataclass
@@ -59,11 +60,16 @@ def burden_variants(genome: Genome, maf: np.ndarray, gene: int) -> np.ndarray:
     return np.flatnonzero((genome.gene_index == gene) & (maf < BURDEN_MAF))
 
 
-def choose_architecture(genome: Genome, maf: np.ndarray, config: SimulationConfig,
-                        rng: np.random.Generator) -> Architecture:
-    """Pick major SNPs (common, far apart), polygenic SNPs and burden genes on causal chromosomes."""
+def choose_architecture(genome: Genome, maf: np.ndarray, hwe_chi2: np.ndarray,
+                        config: SimulationConfig, rng: np.random.Generator) -> Architecture:
+    """Pick major SNPs (common, far apart), polygenic SNPs and burden genes on causal chromosomes.
+
+    Causal SNPs are never ones a standard QC removes: their pooled-sample HWE chi-square
+    ``hwe_chi2`` ``(n_snps,)`` must stay below MAX_CAUSAL_HWE_CHI2.
+    """
     n_traits = len(TRAITS)
     on_causal = np.isin(genome.chrom, config.resolved_causal_chromosomes())
+    on_causal &= hwe_chi2 < MAX_CAUSAL_HWE_CHI2
     candidates = rng.permutation(np.flatnonzero(on_causal & (maf >= 0.15)))
     major: list[int] = []
     needed = n_traits * config.n_major_snps

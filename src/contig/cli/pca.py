@@ -1,0 +1,70 @@
+"""``contig pca``: LD pruning (plink --indep-pairwise) and principal components (plink2 --pca approx)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from contig.errors import InputError
+
+log = logging.getLogger("contig.pca")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bfile", required=True, help="input PLINK 1 prefix (or a {chrom} pattern)")
+    parser.add_argument("--out", required=True,
+                        help="output prefix: OUT.eigenvec, OUT.eigenval, OUT.prune.in, OUT.png")
+    parser.add_argument("--n-pcs", type=int, default=10, help="number of principal components")
+    parser.add_argument("--maf", type=float, default=None,
+                        help="leave out variants with founder minor allele frequency < X "
+                             "(default: only monomorphic ones)")
+    parser.add_argument("--indep-pairwise", nargs=3, metavar=("WINDOW", "STEP", "R2"), default=None,
+                        help="LD-prune first, as plink: WINDOW variants (or e.g. 200kb), STEP, r^2")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the randomized eigensolver")
+    parser.add_argument("--passes", type=int, default=6,
+                        help="passes over the genotypes of the block Krylov eigensolver")
+    parser.add_argument("--cache-gb", type=float, default=2.0,
+                        help="keep standardized genotypes in memory up to this size (else stream)")
+    parser.add_argument("--color-by", default=None, metavar="FILE:COLUMN",
+                        help="colour the PC plot by COLUMN of a TSV with an IID column")
+
+
+def run(args: argparse.Namespace) -> int:
+    from contig.atomic import atomic_path
+    from contig.ld import PruneWindow
+    from contig.pca import genotype_pca, plot_pcs, read_color_column, write_eigenval, write_eigenvec
+    from contig.plinkio import Genotypes
+    from contig.snps import select_snps
+
+    if args.n_pcs < 1:
+        raise InputError(f"--n-pcs must be at least 1, got {args.n_pcs}")
+    window = None
+    if args.indep_pairwise is not None:
+        try:
+            window = PruneWindow.parse(*args.indep_pairwise)
+        except ValueError as error:
+            raise InputError(f"--indep-pairwise: {error}") from None
+    genotypes = Genotypes.open(args.bfile)
+    color = read_color_column(args.color_by, genotypes.fam["IID"]) if args.color_by else None
+    log.info("%d samples, %d variants in %s", genotypes.n_samples, genotypes.n_variants, args.bfile)
+    if args.maf is not None and not 0 <= args.maf <= 0.5:
+        raise InputError(f"--maf must be in [0, 0.5], got {args.maf}")
+    selection = select_snps(genotypes, maf=args.maf, window=window)
+    for step, count in selection.removed.items():
+        log.info("%s removed %d variants", step, count)
+    variant_idx = selection.variant_idx
+    log.info("%d variants enter the PCA", len(variant_idx))
+    result = genotype_pca(genotypes, args.n_pcs, variant_idx, n_passes=args.passes, seed=args.seed,
+                          cache_gb=args.cache_gb)
+    log.info("PCA on %d samples x %d variants (%d passes); eigenvalues %s", genotypes.n_samples,
+             result.n_variants, result.n_passes, " ".join(f"{v:.4g}" for v in result.eigenvalues))
+    out = Path(args.out)
+    ids = genotypes.bim["ID"].gather(variant_idx).to_list()
+    with atomic_path(out.with_name(out.name + ".prune.in")) as tmp:
+        Path(tmp).write_text("".join(f"{i}\n" for i in ids))
+    write_eigenvec(out.with_name(out.name + ".eigenvec"), genotypes.fam, result.eigenvectors)
+    write_eigenval(out.with_name(out.name + ".eigenval"), result.eigenvalues)
+    plot_pcs(out.with_name(out.name + ".png"), result.eigenvectors, result.eigenvalues, color)
+    log.info("wrote %s.eigenvec, .eigenval, .prune.in, .png", args.out)
+    return 0

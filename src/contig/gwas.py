@@ -1,0 +1,617 @@
+"""Exact per-variant OLS association of many phenotypes at once (GWAS step 2).
+
+Model, for every variant g and phenotype y: ``y = b0 + C·b + β·g + e`` fitted by ordinary least
+squares over the people in phenotype ∩ covariate ∩ .fam with no missing phenotype or covariate
+(all phenotypes share one set of people: someone missing any phenotype is dropped, and counted).
+The numbers are those of statsmodels ``OLS(y, [1, C, g])``: β, its SE with ``df = n − c − 2``
+(c covariate columns), the t statistic, ``CHISQ = t²`` and ``LOG10P = −log10(2·P(T_df > |t|))``,
+which stays exact far beyond where p underflows a double (:func:`t_test_log10p`).
+
+Missing genotype calls are mean-imputed (regenie's convention): the call is replaced by the mean
+ALT count of the observed calls of that variant among the people used. ``N`` reports how many
+people have an observed call; everyone enters the regression.
+
+Arithmetic (Frisch–Waugh–Lovell). With ``Q = orth([1, C])`` (QR) and residualized phenotypes
+``Y_r = Y − Q·Qᵀ·Y``, a chunk of genotypes is centred by its observed mean with missing calls set
+to 0 (= mean imputation), ``G_c (m, n)``, and then
+
+    GY = G_c·Y_r,  ‖g_r‖² = ‖g_c‖² − ‖G_c·Q_cov‖²,  β = GY/‖g_r‖²,
+    RSS = ‖y_r‖² − GY²/‖g_r‖²,  SE = sqrt(RSS/df/‖g_r‖²),
+
+where ‖g_c‖² comes exactly from the genotype counts (integers) and ``Q_cov`` drops Q's intercept
+column (G_c is centred, so it is orthogonal to it). One matrix product per chunk serves all
+phenotypes. A variant that is monomorphic among the people used, or that the covariates explain
+completely, gets NA, as plink2 reports.
+
+LOCO (``loco=``): for the variants of chromosome c, phenotype j is replaced by ``y_j − L_jc``
+(the leave-one-chromosome-out prediction of ``contig gwas-step1``) before residualizing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy import special, stats
+
+from contig.atomic import atomic_paths
+from contig.errors import InputError
+from contig.phenotypes import read_numeric_table
+from contig.plinkio import Genotypes
+
+log = logging.getLogger("contig.gwas")
+
+GENOME_WIDE = 5e-8
+CHI2_1DF_MEDIAN = float(stats.chi2.ppf(0.5, 1))  # 0.454936...
+SUMSTATS_COLUMNS = ["CHROM", "GENPOS", "ID", "ALLELE0", "ALLELE1", "A1FREQ", "N", "BETA", "SE",
+                    "CHISQ", "LOG10P"]
+LN10 = float(np.log(10.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# p-values
+
+
+def _log_betainc_continued_fraction(a: float, b: float, x: np.ndarray) -> np.ndarray:
+    """log of the regularized incomplete beta I_x(a, b) for x < (a+1)/(a+b+2), by its continued
+    fraction (modified Lentz); used where I_x underflows a double."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = np.ones_like(x)
+    d = 1.0 - qab * x / qap
+    d = 1.0 / np.where(np.abs(d) < tiny, tiny, d)
+    h = d.copy()
+    for m in range(1, 1000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / np.where(np.abs(d) < tiny, tiny, d)
+        c = 1.0 + aa / np.where(np.abs(c) < tiny, tiny, c)
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / np.where(np.abs(d) < tiny, tiny, d)
+        c = 1.0 + aa / np.where(np.abs(c) < tiny, tiny, c)
+        delta = d * c
+        h *= delta
+        if np.all(np.abs(delta - 1.0) < 1e-15):
+            break
+    return a * np.log(x) + b * np.log1p(-x) - np.log(a) - special.betaln(a, b) + np.log(h)
+
+
+def t_test_log10p(t: np.ndarray, df: float) -> np.ndarray:
+    """``−log10`` of the two-sided p-value of Student's t with ``df`` degrees of freedom.
+
+    Exact (to double precision of the logarithm) for any |t|: where the p-value underflows,
+    ``P(T > |t|) = I_x(df/2, 1/2)/2`` with ``x = df/(df + t²)`` is evaluated in log space.
+    NaN stays NaN.
+    """
+    t = np.abs(np.asarray(t, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sf = special.stdtr(df, -t)
+        log_sf = np.log(sf)
+    tail = np.isfinite(t) & (sf < 1e-290)
+    if tail.any():
+        x = df / (df + t[tail] ** 2)
+        log_sf[tail] = np.log(0.5) + _log_betainc_continued_fraction(df / 2.0, 0.5, x)
+    log_sf[np.isinf(t)] = -np.inf
+    return -(np.log(2.0) + log_sf) / LN10
+
+
+def lambda_gc(log10p: np.ndarray) -> float:
+    """Genomic inflation: median 1-df χ² implied by the p-values over its null median (0.4549)."""
+    values = log10p[np.isfinite(log10p)]
+    if values.size == 0:
+        return float("nan")
+    median_p = 10.0 ** -np.median(values)
+    return float(stats.chi2.isf(median_p, 1) / CHI2_1DF_MEDIAN)
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+@dataclass
+class AssociationData:
+    """Everything per person that the scan needs, in .fam order of the people used."""
+
+    iid: np.ndarray  # (n,) str
+    sample_idx: np.ndarray  # (n,) sorted 0-based indices into the .fam
+    phenotypes: np.ndarray  # (n, p)
+    pheno_names: list[str]
+    covariates: np.ndarray  # (n, c)
+    covar_names: list[str]
+    loco: dict[str, np.ndarray] | None = None  # chromosome -> (n, p) LOCO predictions
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+LOCO_SEPARATOR = ":"
+
+
+def read_loco(path: str | Path, pheno_names: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Read OUT.loco.tsv.gz of ``contig gwas-step1``: ``IID`` + columns ``<pheno>:<chrom>``.
+
+    Returns (iid, {chrom: (n_people, n_pheno) predictions in ``pheno_names`` order}).
+    """
+    table = read_numeric_table(path, what="LOCO prediction file")
+    by_chrom: dict[str, dict[str, int]] = {}
+    for j, name in enumerate(table.columns):
+        pheno, sep, chrom = name.rpartition(LOCO_SEPARATOR)
+        if not sep:
+            raise InputError(f"column {name!r} is not <phenotype>{LOCO_SEPARATOR}<chromosome>", path)
+        by_chrom.setdefault(chrom, {})[pheno] = j
+    predictions = {}
+    for chrom, columns in by_chrom.items():
+        missing = [p for p in pheno_names if p not in columns]
+        if missing:
+            raise InputError(f"no LOCO prediction for phenotype(s) {', '.join(missing)} on "
+                             f"chromosome {chrom}", path)
+        predictions[chrom] = table.values[:, [columns[p] for p in pheno_names]]
+    return table.iid, predictions
+
+
+def load_association_data(genotypes: Genotypes, pheno: str | Path, covar: str | Path,
+                          loco: str | Path | None = None, pheno_cols: Sequence[str] | None = None,
+                          covar_cols: Sequence[str] | None = None) -> AssociationData:
+    """Join phenotypes, covariates (and LOCO predictions) with the .fam; drop incomplete people."""
+    phen = read_numeric_table(pheno, pheno_cols, what="phenotype file")
+    cov = read_numeric_table(covar, covar_cols, what="covariate file")
+    fam_iid = genotypes.fam["IID"].to_numpy().astype(str)
+    pheno_pos = {p: i for i, p in enumerate(phen.iid)}
+    covar_pos = {p: i for i, p in enumerate(cov.iid)}
+    loco_pos: dict[str, int] | None = None
+    loco_values: dict[str, np.ndarray] | None = None
+    if loco is not None:
+        loco_iid, loco_values = read_loco(loco, phen.columns)
+        loco_pos = {p: i for i, p in enumerate(loco_iid)}
+    fam_set = set(fam_iid)
+    counts = {"fam": len(fam_iid), "pheno_not_in_fam": int(sum(p not in fam_set for p in phen.iid)),
+              "covar_not_in_fam": int(sum(p not in fam_set for p in cov.iid))}
+    in_all = np.array([p in pheno_pos and p in covar_pos and (loco_pos is None or p in loco_pos)
+                       for p in fam_iid])
+    counts["fam_without_pheno"] = int(sum(p not in pheno_pos for p in fam_iid))
+    counts["fam_without_covar"] = int(sum(p not in covar_pos for p in fam_iid))
+    if loco_pos is not None:
+        counts["fam_without_loco"] = int(sum(p not in loco_pos for p in fam_iid))
+    if not in_all.any():
+        raise InputError(f"no person is in the .fam ({genotypes.parts[0].prefix}.fam), the "
+                         f"phenotype file and the covariate file"
+                         + (" and the LOCO file" if loco is not None else ""), pheno)
+    sample_idx = np.flatnonzero(in_all)
+    iid = fam_iid[sample_idx]
+    y = phen.values[[pheno_pos[p] for p in iid]]
+    c = cov.values[[covar_pos[p] for p in iid]]
+    for j, name in enumerate(phen.columns):
+        if np.isnan(y[:, j]).all():
+            raise InputError(f"phenotype is missing for all {len(iid)} people in the .fam and the "
+                             "covariate file", pheno, None, name)
+    complete_y = ~np.isnan(y).any(axis=1)
+    complete_c = ~np.isnan(c).any(axis=1)
+    counts["missing_pheno"] = int((~complete_y).sum())
+    counts["missing_covar"] = int((complete_y & ~complete_c).sum())
+    keep = complete_y & complete_c
+    loco_arrays = None
+    if loco_values is not None:
+        rows = [loco_pos[p] for p in iid]
+        loco_arrays = {chrom: v[rows] for chrom, v in loco_values.items()}
+        complete_l = ~np.any([np.isnan(v).any(axis=1) for v in loco_arrays.values()], axis=0)
+        counts["missing_loco"] = int((keep & ~complete_l).sum())
+        keep &= complete_l
+        loco_arrays = {chrom: v[keep] for chrom, v in loco_arrays.items()}
+    counts["used"] = int(keep.sum())
+    n_cov = c.shape[1]
+    if counts["used"] < n_cov + 3:
+        raise InputError(f"only {counts['used']} people have all phenotypes and covariates; need at "
+                         f"least {n_cov + 3} for {n_cov} covariates", pheno)
+    return AssociationData(iid[keep], sample_idx[keep], y[keep], phen.columns, c[keep], cov.columns,
+                           loco_arrays, counts)
+
+
+def covariate_basis(covariates: np.ndarray, names: Sequence[str], path: str | Path | None = None) -> np.ndarray:
+    """Orthonormal basis ``(n, c + 1)`` of ``[1, covariates]``, intercept direction first.
+
+    A constant covariate, or one that is a linear combination of the others, raises InputError.
+    """
+    n = covariates.shape[0]
+    design = np.column_stack([np.ones(n), covariates])
+    q, r = np.linalg.qr(design)
+    diag = np.abs(np.diag(r))
+    scale = np.linalg.norm(design, axis=0)
+    for j in range(1, design.shape[1]):
+        if diag[j] <= 1e-9 * max(scale[j], 1e-300):
+            name = names[j - 1]
+            what = ("constant" if np.ptp(design[:, j]) == 0
+                    else "a linear combination of the intercept and earlier covariates")
+            raise InputError(f"covariate is {what} among the {n} people used", path, None, name)
+    return q
+
+
+# ---------------------------------------------------------------------------------------------
+# genotype summaries
+
+
+@dataclass
+class VariantCounts:
+    """Genotype counts among the people used, per variant: ``counts (n_variants, 4)`` = ALT count
+    0, 1, 2, missing."""
+
+    counts: np.ndarray
+
+    @property
+    def n_observed(self) -> np.ndarray:
+        return self.counts[:, :3].sum(axis=1)
+
+    @property
+    def alt_sum(self) -> np.ndarray:
+        return self.counts[:, 1] + 2 * self.counts[:, 2]
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean ALT count of the observed calls (NaN when none is observed)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.alt_sum / self.n_observed
+
+    @property
+    def centred_sum_of_squares(self) -> np.ndarray:
+        """``Σ_observed (g − mean)²``, from integers: exact up to one division."""
+        n_obs = self.n_observed
+        sumsq = self.counts[:, 1] + 4 * self.counts[:, 2]
+        numerator = n_obs * sumsq - self.alt_sum**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n_obs > 0, numerator / np.maximum(n_obs, 1), 0.0)
+
+    @property
+    def polymorphic(self) -> np.ndarray:
+        return self.counts[:, :3].max(axis=1) < self.n_observed
+
+
+def variant_counts(genotypes: Genotypes, sample_idx: np.ndarray | None) -> VariantCounts:
+    """Count ALT genotypes of every variant among ``sample_idx`` (pgenlib's counter: no decoding)."""
+    result = np.empty((genotypes.n_variants, 4), dtype=np.int64)
+    one = np.empty(4, dtype=np.uint32)
+    for part_no, part in enumerate(genotypes.parts):
+        offset = int(genotypes.offsets[part_no])
+        reader = part.reader(sample_idx)
+        try:
+            for v in range(part.n_variants):
+                reader.count(v, one, 1)
+                result[offset + v] = one
+        finally:
+            reader.close()
+    return VariantCounts(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# the products, on numpy or torch
+
+
+class NumpyBackend:
+    """Centre a genotype chunk into a reused buffer and multiply it by the right-hand sides."""
+
+    def __init__(self, n_samples: int, chunk_size: int, dtype: np.dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        self.buffer = np.empty((chunk_size, n_samples), dtype=self.dtype)
+
+    def prepare(self, rhs: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(rhs, dtype=self.dtype)
+
+    def products(self, genotypes: np.ndarray, mean: np.ndarray, has_missing: bool,
+                 rhs: np.ndarray) -> np.ndarray:
+        """``G_c · rhs`` as float64 ``(m, q)`` for int8 ``genotypes (m, n)`` and ``rhs (n, q)``."""
+        m = genotypes.shape[0]
+        centred = self.buffer[:m]
+        np.subtract(genotypes, mean.astype(self.dtype)[:, None], out=centred)
+        if has_missing:
+            centred.reshape(-1)[np.flatnonzero(genotypes.reshape(-1) < 0)] = 0.0
+        return np.asarray(centred @ rhs, dtype=np.float64)
+
+
+class TorchBackend:
+    """The same arithmetic through torch (``device`` "cuda" or "cpu")."""
+
+    def __init__(self, n_samples: int, chunk_size: int, dtype: np.dtype, device: str) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+        self.buffer = torch.empty((chunk_size, n_samples), dtype=self.dtype, device=self.device)
+
+    def prepare(self, rhs: np.ndarray):
+        return self.torch.as_tensor(np.ascontiguousarray(rhs), device=self.device).to(self.dtype)
+
+    def products(self, genotypes: np.ndarray, mean: np.ndarray, has_missing: bool, rhs) -> np.ndarray:
+        torch = self.torch
+        m = genotypes.shape[0]
+        g = torch.from_numpy(genotypes).to(self.device, non_blocking=True)
+        centred = self.buffer[:m]
+        centred.copy_(g)
+        centred.sub_(torch.as_tensor(mean, device=self.device).to(self.dtype)[:, None])
+        if has_missing:
+            centred.masked_fill_(g < 0, 0.0)
+        return (centred @ rhs).to(torch.float64).cpu().numpy()
+
+
+def make_backend(device: str, n_samples: int, chunk_size: int, dtype: str):
+    """``cpu`` = NumPy; ``cpu-torch`` = torch on the CPU (tests the torch path); ``cuda`` = GPU."""
+    if device == "cpu":
+        return NumpyBackend(n_samples, chunk_size, np.dtype(dtype))
+    if device in ("cuda", "cpu-torch") or device.startswith("cuda:"):
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise InputError("--device cuda: no CUDA device is available", "torch")
+        return TorchBackend(n_samples, chunk_size, np.dtype(dtype),
+                            "cpu" if device == "cpu-torch" else device)
+    raise InputError(f"unknown device {device!r} (cpu, cpu-torch, cuda)", "--device")
+
+
+# ---------------------------------------------------------------------------------------------
+# the scan
+
+
+@dataclass
+class GwasResult:
+    """Per tested variant (rows) and phenotype (columns) results plus per-variant descriptors."""
+
+    variants: pl.DataFrame  # CHROM GENPOS ID ALLELE0 ALLELE1 A1FREQ N, one row per tested variant
+    pheno_names: list[str]
+    beta: np.ndarray  # (n_variants, n_pheno)
+    se: np.ndarray
+    log10p: np.ndarray
+    n_samples: int
+    df: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def chisq(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (self.beta / self.se) ** 2
+
+
+@dataclass
+class _Target:
+    """Residualized phenotypes and what the statistics need from them (one per LOCO chromosome)."""
+
+    rhs: object  # backend array (n, p + c): [Y_r, Q_cov]
+    yy: np.ndarray  # (p,) ‖y_r‖²
+
+
+def _make_target(y: np.ndarray, q: np.ndarray, backend, names: Sequence[str], path) -> _Target:
+    y_r = y - q @ (q.T @ y)
+    yy = np.einsum("ij,ij->j", y_r, y_r)
+    flat = yy <= 1e-12 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
+    if flat.any():
+        name = names[int(np.flatnonzero(flat)[0])]
+        raise InputError("phenotype is constant (or fully explained by the covariates) among the "
+                         f"{y.shape[0]} people used", path, None, name)
+    return _Target(backend.prepare(np.column_stack([y_r, q[:, 1:]])), yy)
+
+
+def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | Path, covar: str | Path,
+             loco: str | Path | None = None, chunk_size: int = 2048, device: str = "cpu",
+             dtype: str = "float64", maf: float = 0.0, chroms: Sequence[str] | None = None,
+             pheno_cols: Sequence[str] | None = None, covar_cols: Sequence[str] | None = None) -> GwasResult:
+    """Association of every phenotype with every variant (see the module docstring)."""
+    genotypes = bfile if isinstance(bfile, Genotypes) else Genotypes.open(bfile)
+    data = load_association_data(genotypes, pheno, covar, loco, pheno_cols, covar_cols)
+    n, p = data.phenotypes.shape
+    q = covariate_basis(data.covariates, data.covar_names, covar)
+    df = n - q.shape[1] - 1
+    bim = genotypes.bim
+    chrom_all = bim["CHROM"].to_numpy().astype(str)
+    selected = np.ones(len(chrom_all), dtype=bool)
+    counts = dict(data.counts)
+    if chroms is not None:
+        selected &= np.isin(chrom_all, list(chroms))
+        counts["variants_other_chrom"] = int((~selected).sum())
+    vc = variant_counts(genotypes, data.sample_idx)
+    freq = vc.mean / 2.0
+    if maf > 0:
+        low = selected & ~(np.minimum(freq, 1 - freq) >= maf)
+        counts["variants_below_maf"] = int(low.sum())
+        selected &= ~low
+    tested = np.flatnonzero(selected)
+    counts["variants_tested"] = len(tested)
+    if len(tested) == 0:
+        raise InputError("no variant left to test", genotypes.parts[0].prefix)
+    if loco is not None:
+        absent = sorted(set(chrom_all[tested]) - set(data.loco))
+        if absent:
+            raise InputError(f"no LOCO predictions for chromosome(s) {', '.join(absent)}", loco)
+    backend = make_backend(device, n, chunk_size, dtype)
+    targets: dict[str | None, _Target] = {}
+
+    def target_for(chrom: str | None) -> _Target:
+        if chrom not in targets:
+            y = data.phenotypes if chrom is None else data.phenotypes - data.loco[chrom]
+            targets[chrom] = _make_target(y, q, backend, data.pheno_names, pheno)
+        return targets[chrom]
+
+    mean = vc.mean[tested]
+    ssc = vc.centred_sum_of_squares[tested]
+    missing = vc.counts[tested, 3] > 0
+    polymorphic = vc.polymorphic[tested]
+    chrom_tested = chrom_all[tested]
+    beta = np.full((len(tested), p), np.nan)
+    se = np.full((len(tested), p), np.nan)
+    variant_idx = None if len(tested) == genotypes.n_variants else tested
+    row = 0
+    for _, chunk in genotypes.iter_chunks(chunk_size, data.sample_idx, variant_idx):
+        m = chunk.shape[0]
+        rows = slice(row, row + m)
+        # One product per run of one chromosome (LOCO changes the phenotypes per chromosome).
+        runs = _runs(chrom_tested[rows]) if loco is not None else [(0, m, None)]
+        for start, stop, chrom in runs:
+            target = target_for(chrom)
+            sub = slice(row + start, row + stop)
+            products = backend.products(chunk[start:stop], mean[sub], bool(missing[sub].any()),
+                                        target.rhs)
+            beta[sub], se[sub] = _ols_from_products(products, ssc[sub], polymorphic[sub], target.yy,
+                                                    df)
+        row += m
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log10p = t_test_log10p(beta / se, df)
+    counts["variants_na"] = int(np.isnan(beta[:, 0]).sum())
+    variants = pl.DataFrame({
+        "CHROM": chrom_tested,
+        "GENPOS": bim["POS"].to_numpy()[tested],
+        "ID": bim["ID"].to_numpy()[tested],
+        "ALLELE0": bim["REF"].to_numpy()[tested],
+        "ALLELE1": bim["ALT"].to_numpy()[tested],
+        "A1FREQ": freq[tested],
+        "N": vc.n_observed[tested],
+    }).with_columns(pl.col("A1FREQ").fill_nan(None))
+    return GwasResult(variants, data.pheno_names, beta, se, log10p, n, df, counts)
+
+
+def _runs(chrom: np.ndarray) -> list[tuple[int, int, str]]:
+    """Maximal runs of equal chromosome: ``[(start, stop, chrom), ...]``."""
+    breaks = np.flatnonzero(chrom[1:] != chrom[:-1]) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(chrom)]])
+    return [(int(a), int(b), str(chrom[a])) for a, b in zip(starts, stops)]
+
+
+def _ols_from_products(products: np.ndarray, ssc: np.ndarray, polymorphic: np.ndarray,
+                       yy: np.ndarray, df: int) -> tuple[np.ndarray, np.ndarray]:
+    """β and SE ``(m, p)`` from ``products (m, p + c) = G_c·[Y_r, Q_cov]`` (see module docstring)."""
+    p = yy.shape[0]
+    gy = products[:, :p]
+    gq = products[:, p:]
+    gg = ssc - np.einsum("ij,ij->i", gq, gq)
+    # A genotype (almost) in the span of the covariates has no residual variation left: NA.
+    usable = polymorphic & (gg > 1e-9 * ssc)
+    gg = np.where(usable, gg, np.nan)[:, None]
+    beta = gy / gg
+    rss = np.maximum(yy[None, :] - gy * beta, 0.0)
+    se = np.sqrt(rss / df / gg)
+    return beta, se
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+
+
+def sumstats_table(result: GwasResult, j: int) -> pl.DataFrame:
+    """The summary statistics of phenotype ``j``: SUMSTATS_COLUMNS, NA where untestable."""
+    return result.variants.with_columns(
+        pl.Series("BETA", result.beta[:, j]).fill_nan(None),
+        pl.Series("SE", result.se[:, j]).fill_nan(None),
+        pl.Series("CHISQ", result.chisq[:, j]).fill_nan(None),
+        pl.Series("LOG10P", result.log10p[:, j]).fill_nan(None),
+    ).select(SUMSTATS_COLUMNS)
+
+
+def combined_table(result: GwasResult) -> pl.DataFrame:
+    """Bonferroni-combined significance over the k phenotypes: ``P = min(1, k·min_j p_j)``.
+
+    Columns: CHROM GENPOS ID ALLELE0 ALLELE1 A1FREQ N PHENO (the phenotype with the smallest p)
+    LOG10P P (P underflows to 0 where LOG10P > ~308; LOG10P does not).
+    """
+    k = len(result.pheno_names)
+    lp = result.log10p
+    finite = np.isfinite(lp).any(axis=1)
+    best = np.where(finite, np.nanargmax(np.where(np.isfinite(lp), lp, -np.inf), axis=1), 0)
+    top = np.where(finite, lp[np.arange(len(lp)), best], np.nan)
+    combined = np.maximum(top - np.log10(k), 0.0)
+    names = np.array(result.pheno_names, dtype=object)[best]
+    return result.variants.with_columns(
+        pl.Series("PHENO", np.where(finite, names, None), dtype=pl.Utf8),
+        pl.Series("LOG10P", combined).fill_nan(None),
+        pl.Series("P", 10.0 ** -combined).fill_nan(None),
+    )
+
+
+def summary_table(result: GwasResult) -> pl.DataFrame:
+    """Per phenotype: people, variants tested (non-NA), genome-wide significant hits, λGC."""
+    threshold = -np.log10(GENOME_WIDE)
+    combined = combined_table(result)["LOG10P"].to_numpy()
+    rows = []
+    for j, name in enumerate(result.pheno_names):
+        lp = result.log10p[:, j]
+        rows.append((name, result.n_samples, int(np.isfinite(lp).sum()), int((lp >= threshold).sum()),
+                     lambda_gc(lp)))
+    rows.append(("combined", result.n_samples, int(np.isfinite(combined).sum()),
+                 int((np.nan_to_num(combined) >= threshold).sum()), float("nan")))
+    return pl.DataFrame(rows, schema=["PHENO", "N_SAMPLES", "N_TESTED", "N_SIG_5E8", "LAMBDA_GC"],
+                        orient="row").with_columns(pl.col("LAMBDA_GC").fill_nan(None))
+
+
+def output_paths(out: str | Path, pheno_names: Sequence[str]) -> dict[str, Path]:
+    """Every file ``write_gwas_outputs`` writes, keyed by a short name."""
+    out = str(out)
+    paths = {}
+    for name in pheno_names:
+        paths[f"{name}.tsv"] = Path(f"{out}.{name}.tsv.gz")
+        paths[f"{name}.parquet"] = Path(f"{out}.{name}.parquet")
+    paths["combined.parquet"] = Path(f"{out}.combined.parquet")
+    paths["combined.tsv"] = Path(f"{out}.combined.tsv.gz")
+    paths["summary"] = Path(f"{out}.summary.tsv")
+    return paths
+
+
+def _write_tsv_gz(table: pl.DataFrame, path: Path) -> None:
+    # Level 1: at level 6 compressing the per-phenotype files takes longer than the association.
+    path.write_bytes(gzip.compress(table.write_csv(separator="\t", null_value="NA").encode(),
+                                   compresslevel=1))
+
+
+def write_gwas_outputs(result: GwasResult, out: str | Path) -> dict[str, Path]:
+    """Write OUT.<pheno>.tsv.gz/.parquet, OUT.combined.parquet/.tsv.gz and OUT.summary.tsv, all
+    or none (atomic)."""
+    paths = output_paths(out, result.pheno_names)
+    keys = list(paths)
+    with atomic_paths([paths[k] for k in keys]) as temps:
+        tmp = dict(zip(keys, temps))
+
+        def write_one(j: int) -> None:
+            name = result.pheno_names[j]
+            table = sumstats_table(result, j)
+            table.write_parquet(tmp[f"{name}.parquet"])
+            _write_tsv_gz(table, tmp[f"{name}.tsv"])
+
+        # Formatting and gzip release the GIL: two writers keep both cores busy.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(write_one, range(len(result.pheno_names))))
+        combined = combined_table(result)
+        combined.write_parquet(tmp["combined.parquet"])
+        _write_tsv_gz(combined, tmp["combined.tsv"])
+        summary_table(result).write_csv(tmp["summary"], separator="\t", null_value="NA")
+    return paths
+
+
+def read_sumstats(path: str | Path) -> pl.DataFrame:
+    """Read summary statistics (parquet, .tsv or .tsv.gz) with at least CHROM GENPOS ID and LOG10P
+    (or P); returns them with a float LOG10P column."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    if path.suffix == ".parquet":
+        try:
+            table = pl.read_parquet(path)
+        except Exception as error:
+            raise InputError(f"cannot read as parquet ({str(error).splitlines()[0]})", path) from None
+    else:
+        try:
+            table = pl.read_csv(path, separator="\t", null_values=["NA", ""], infer_schema_length=10000)
+        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as error:
+            raise InputError(f"cannot parse as a tab-separated table ({str(error).splitlines()[0]})",
+                             path) from None
+    need = ["CHROM", "GENPOS", "ID"]
+    absent = [c for c in need if c not in table.columns]
+    if absent or ("LOG10P" not in table.columns and "P" not in table.columns):
+        raise InputError(f"summary statistics need columns CHROM GENPOS ID and LOG10P or P; found "
+                         f"{', '.join(table.columns)}", path)
+    if "LOG10P" not in table.columns:
+        p = table["P"].cast(pl.Float64, strict=False)
+        table = table.with_columns((-p.log10()).alias("LOG10P"))
+    return table.with_columns(pl.col("CHROM").cast(pl.Utf8), pl.col("GENPOS").cast(pl.Int64),
+                              pl.col("ID").cast(pl.Utf8), pl.col("LOG10P").cast(pl.Float64))

@@ -1,0 +1,184 @@
+"""Encoders: a torchvision ResNet image backbone with a projection head, and one MLP per modality.
+
+Shapes: ``B`` images, ``P`` people, ``m`` features of a modality, ``D`` backbone features
+(512 for ResNet-18, 2048 for ResNet-50), ``d`` the shared embedding size (``proj_dim``).
+
+Genetic encoders normalize hidden activations over **present rows only**: the encoder runs on
+``x[present]`` and writes zeros for absent people, so a person lacking a modality never enters
+that encoder's BatchNorm statistics (the reference fed zero rows through BatchNorm). With a
+single present row in a training batch the batch statistics are undefined; that call uses the
+running statistics instead. ``norm="layer"`` (per-row LayerNorm) avoids batch statistics
+altogether.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from contig.errors import InputError
+from contig.losses import ContrastiveTemperature
+
+BACKBONE_DIMS = {"resnet18": 512, "resnet50": 2048}
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model (stored in checkpoints as a plain dict)."""
+
+    arch: str = "resnet50"
+    proj_hidden: int | None = None  # default: the backbone's feature size (2048 for ResNet-50)
+    proj_dim: int = 128
+    genetic_features: dict[str, int] = field(default_factory=dict)  # modality -> m
+    hidden_layers: int = 1
+    genetic_hidden: int = 2048
+    genetic_norm: str = "batch"
+    temperature: float = 0.1
+    learnable_temperature: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> ModelConfig:
+        return cls(**dict(values))
+
+
+def build_backbone(arch: str, weights: str | Path | None = None) -> tuple[nn.Module, int]:
+    """A torchvision ResNet without its classifier: ``(B, 3, H, W)`` → ``(B, D)``.
+
+    Random init unless ``weights`` names a local file holding a torchvision state dict (``fc.*``
+    keys are ignored); it is loaded with ``torch.load(weights_only=True)``. Nothing is downloaded.
+    """
+    if arch not in BACKBONE_DIMS:
+        raise ValueError(f"arch must be one of {sorted(BACKBONE_DIMS)}, got {arch!r}")
+    net = getattr(torchvision.models, arch)(weights=None)
+    if weights is not None:
+        load_backbone_weights(net, weights)
+    net.fc = nn.Identity()
+    return net, BACKBONE_DIMS[arch]
+
+
+def load_backbone_weights(net: nn.Module, path: str | Path) -> None:
+    """Load a local torchvision ResNet state dict into ``net`` (``fc`` keys skipped, rest strict)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("weights file not found", path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad input file
+        raise InputError(f"cannot load as a weights-only torch file ({error})", path) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise InputError("expected a state dict", path)
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()
+             if not k.removeprefix("module.").removeprefix("backbone.").startswith("fc.")}
+    expected = {k for k in net.state_dict() if not k.startswith("fc.")}
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise InputError(f"not a {type(net).__name__} state dict: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}", path)
+    try:
+        net.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        raise InputError(f"weights do not fit the architecture ({str(error).splitlines()[-1]})",
+                         path) from None
+
+
+class ProjectionHead(nn.Sequential):
+    """``in → hidden → out``: Linear, ReLU, Linear (no normalization, as the reference)."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
+
+
+class PresentRowsBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d that falls back to running statistics when a training batch has < 2 rows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] < 2:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                False, 0.0, self.eps)
+        return super().forward(x)
+
+
+class GeneticEncoder(nn.Module):
+    """MLP for one modality: ``hidden_layers`` × [Linear, ReLU, Norm], then a projection head.
+
+    ``(P, m)`` features and ``(P,)`` presence → ``(P, d)``; absent rows are zero and never pass
+    through the network (see the module docstring).
+    """
+
+    def __init__(self, n_features: int, hidden_layers: int = 1, hidden: int = 2048,
+                 proj_hidden: int = 2048, out_dim: int = 128, norm: str = "batch") -> None:
+        super().__init__()
+        if hidden_layers not in (0, 1, 2):
+            raise ValueError(f"hidden_layers must be 0, 1 or 2, got {hidden_layers}")
+        if norm not in ("batch", "layer"):
+            raise ValueError(f"genetic norm must be batch or layer, got {norm!r}")
+        layers: list[nn.Module] = []
+        width = n_features
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True),
+                       PresentRowsBatchNorm(hidden) if norm == "batch" else nn.LayerNorm(hidden)]
+            width = hidden
+        self.body = nn.Sequential(*layers)
+        self.head = ProjectionHead(width, proj_hidden, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        if present is None:
+            return self.head(self.body(x))
+        out = x.new_zeros(x.shape[0], self.out_dim)
+        if bool(present.any()):
+            rows = self.head(self.body(x[present]))
+            out = out.index_put((present.nonzero().squeeze(1),), rows.to(out.dtype))
+        return out
+
+
+class ContIGModel(nn.Module):
+    """Image backbone + projection head, genetic encoders (none for image-only methods), and τ.
+
+    ``forward(images (B,3,H,W), genetics {name: (P,m)}, present {name: (P,)})`` returns the image
+    projections ``(B, d)``, genetic projections ``{name: (P, d)}`` and τ (a scalar tensor), so that
+    DistributedDataParallel sees every parameter used inside its forward.
+    """
+
+    def __init__(self, config: ModelConfig, weights: str | Path | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone, self.feature_dim = build_backbone(config.arch, weights)
+        hidden = config.proj_hidden or self.feature_dim
+        self.image_head = ProjectionHead(self.feature_dim, hidden, config.proj_dim)
+        self.genetic = nn.ModuleDict({
+            name: GeneticEncoder(m, config.hidden_layers, config.genetic_hidden, hidden,
+                                 config.proj_dim, config.genetic_norm)
+            for name, m in config.genetic_features.items()
+        })
+        self.temperature = ContrastiveTemperature(config.temperature, config.learnable_temperature)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features ``(B, D)`` (the embeddings used downstream)."""
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor, genetics: Mapping[str, torch.Tensor] | None = None,
+                present: Mapping[str, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        image_proj = self.image_head(self.backbone(images))
+        genetic_proj = {name: self.genetic[name](x, None if present is None else present[name])
+                        for name, x in (genetics or {}).items()}
+        return image_proj, genetic_proj, self.temperature()
+
+
+def build_model(config: ModelConfig | Mapping, weights: str | Path | None = None) -> ContIGModel:
+    """Construct a :class:`ContIGModel` (random init from the current torch seed)."""
+    if not isinstance(config, ModelConfig):
+        config = ModelConfig.from_dict(config)
+    return ContIGModel(config, weights)

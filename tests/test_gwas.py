@@ -1,0 +1,238 @@
+"""GWAS step 2: exact OLS against statsmodels and plink2, p-value tails, calibration, CLI, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import polars as pl
+import pytest
+import statsmodels.api as sm
+
+from contig.cli import main
+from contig.gwas import SUMSTATS_COLUMNS, lambda_gc, run_gwas, t_test_log10p, write_gwas_outputs
+from gwas_helpers import mean_imputed, principal_components, simulate_cohort, write_table
+
+PLINK2 = shutil.which("plink2")
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """600 people, 3 chromosomes x 200 variants, 2% missing calls, 4 phenotypes, 3 covariates."""
+    root = tmp_path_factory.mktemp("gwas")
+    c = simulate_cohort(root / "g", n_samples=600, missing_rate=0.02, seed=11)
+    rng = np.random.default_rng(5)
+    n = len(c.iid)
+    cov = np.column_stack([rng.standard_normal(n), rng.integers(0, 2, n), rng.uniform(20, 70, n)])
+    g = mean_imputed(c.genotypes)
+    y = rng.standard_normal((n, 4)) + 0.3 * cov[:, :1]
+    y[:, 0] += 0.4 * g[17]
+    y[:, 1] += 0.25 * g[333]
+    y[[3, 50], 2] = np.nan  # two people miss one phenotype: dropped from every phenotype
+    cov_missing = cov.copy()
+    cov_missing[7, 1] = np.nan
+    pheno = write_table(root / "pheno.tsv", c.iid, {f"y{j}": y[:, j] for j in range(4)})
+    covar = write_table(root / "covar.tsv", c.iid, {"c1": cov_missing[:, 0], "sex": cov_missing[:, 1],
+                                                    "age": cov_missing[:, 2]})
+    keep = ~np.isnan(y).any(axis=1) & ~np.isnan(cov_missing).any(axis=1)
+    return c, pheno, covar, y, cov, keep
+
+
+@pytest.mark.parametrize("device", ["cpu", "cpu-torch"])
+def test_equals_statsmodels_on_mean_imputed_genotypes(cohort, device):
+    c, pheno, covar, y, cov, keep = cohort
+    result = run_gwas(c.prefix, pheno, covar, chunk_size=97, device=device)
+    assert result.n_samples == keep.sum() == 597
+    assert result.counts["missing_pheno"] == 2 and result.counts["missing_covar"] == 1
+    g = mean_imputed(c.genotypes[:, keep])
+    rng = np.random.default_rng(0)
+    pairs = [(17, 0), (333, 1)] + [(int(v), int(j)) for v, j in
+                                   zip(rng.integers(0, g.shape[0], 25), rng.integers(0, 4, 25))]
+    for v, j in pairs:
+        design = np.column_stack([np.ones(keep.sum()), cov[keep], g[v]])
+        fit = sm.OLS(y[keep, j], design).fit()
+        assert result.df == fit.df_resid
+        assert result.beta[v, j] == pytest.approx(fit.params[-1], rel=1e-8, abs=1e-12)
+        assert result.se[v, j] == pytest.approx(fit.bse[-1], rel=1e-8)
+        assert result.log10p[v, j] == pytest.approx(-np.log10(fit.pvalues[-1]), rel=1e-8, abs=1e-10)
+    assert result.log10p[17, 0] > 5  # the planted effect is found
+
+
+def test_float32_close_to_float64(cohort):
+    c, pheno, covar, *_ = cohort
+    exact = run_gwas(c.prefix, pheno, covar)
+    fast = run_gwas(c.prefix, pheno, covar, dtype="float32")
+    np.testing.assert_allclose(fast.beta, exact.beta, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fast.log10p, exact.log10p, rtol=1e-3, atol=1e-4)
+
+
+def test_log10p_exact_where_p_underflows():
+    df = 4990
+    t = np.array([0.0, 1.0, 5.0, 40.0, 100.0, 500.0, 1e4, -300.0, np.nan])
+    ours = t_test_log10p(t, df)
+    mpmath.mp.dps = 50
+    for value, got in zip(t[:-1], ours[:-1]):
+        x = mpmath.mpf(df) / (df + mpmath.mpf(abs(value)) ** 2)
+        p = mpmath.betainc(df / 2.0, 0.5, 0, x, regularized=True)  # two-sided p
+        assert got == pytest.approx(float(-mpmath.log10(p)), rel=1e-10, abs=1e-12)
+    assert np.isnan(ours[-1])
+    assert ours[5] > 4000  # p ~ 1e-4264: far below the smallest double
+
+
+def test_monomorphic_is_na_and_maf_filter(tmp_path):
+    c = simulate_cohort(tmp_path / "g", n_samples=200, n_chrom=2, snps_per_chrom=60, seed=2)
+    geno = c.genotypes.copy()
+    geno[5] = 2  # monomorphic ALT
+    geno[6] = 0
+    geno[6, 0] = 1  # one carrier: MAF 1/400
+    from contig.plinkio import write_bfile, read_fam
+
+    fam = read_fam(str(c.prefix) + ".fam")
+    write_bfile(tmp_path / "m", fam, c.bim, [geno])
+    rng = np.random.default_rng(1)
+    pheno = write_table(tmp_path / "p.tsv", c.iid, {"y": rng.standard_normal(200)})
+    covar = write_table(tmp_path / "c.tsv", c.iid, {"c": rng.standard_normal(200)})
+    result = run_gwas(tmp_path / "m", pheno, covar)
+    assert np.isnan(result.beta[5, 0]) and np.isnan(result.log10p[5, 0])
+    assert np.isfinite(result.beta[6, 0]) and result.counts["variants_na"] == 1
+    filtered = run_gwas(tmp_path / "m", pheno, covar, maf=0.01)
+    assert filtered.counts["variants_below_maf"] == int(
+        (np.minimum(mean_imputed(geno).mean(1) / 2, 1 - mean_imputed(geno).mean(1) / 2) < 0.01).sum())
+    assert "rs1_5" not in filtered.variants["ID"].to_list()
+
+
+def test_lambda_gc_null_phenotypes_with_structure(tmp_path):
+    """Random phenotypes plus an ancestry shift: inflated without PCs, λGC 0.9–1.1 with PCs."""
+    c = simulate_cohort(tmp_path / "g", n_samples=1000, n_chrom=3, snps_per_chrom=300, fst=0.1,
+                        ld_rho=0.3, seed=21)
+    rng = np.random.default_rng(3)
+    n = len(c.iid)
+    shift = 0.8 * (c.population - c.population.mean())
+    pheno = write_table(tmp_path / "p.tsv", c.iid,
+                        {f"y{j}": rng.standard_normal(n) + shift for j in range(6)})
+    pcs = principal_components(c.genotypes, 4)
+    with_pcs = write_table(tmp_path / "c.tsv", c.iid, {f"PC{k + 1}": pcs[:, k] for k in range(4)})
+    without = write_table(tmp_path / "c0.tsv", c.iid, {"noise": rng.standard_normal(n)})
+    adjusted = run_gwas(c.prefix, pheno, with_pcs)
+    naive = run_gwas(c.prefix, pheno, without)
+    assert 0.9 <= lambda_gc(adjusted.log10p.ravel()) <= 1.1
+    assert lambda_gc(naive.log10p.ravel()) > 1.3
+
+
+def _plink_tolerance(text: str) -> float:
+    """Half a unit in the last printed digit of a plink2 number such as 0.082883 or 1.2e-05."""
+    mantissa = text.lower().split("e")[0].lstrip("-")
+    exponent = int(text.lower().split("e")[1]) if "e" in text.lower() else 0
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    return 0.5 * 10.0 ** (exponent - decimals)
+
+
+def _with_fid(path: Path, out: Path) -> Path:
+    table = pl.read_csv(path, separator="\t")
+    table.select(pl.col("IID").alias("#FID"), pl.all()).write_csv(out, separator="\t", null_value="NA")
+    return out
+
+
+@pytest.mark.plink2
+@pytest.mark.skipif(PLINK2 is None, reason="plink2 is not installed (apt-get install plink2)")
+def test_equals_plink2_glm_without_missing_calls(tmp_path):
+    c = simulate_cohort(tmp_path / "g", n_samples=500, n_chrom=2, snps_per_chrom=150, seed=4)
+    rng = np.random.default_rng(8)
+    n = len(c.iid)
+    g = mean_imputed(c.genotypes)
+    pheno = write_table(tmp_path / "p.tsv", c.iid, {"a": rng.standard_normal(n) + 0.5 * g[10],
+                                                    "b": rng.standard_normal(n)})
+    covar = write_table(tmp_path / "c.tsv", c.iid, {"c1": rng.standard_normal(n),
+                                                    "c2": rng.uniform(0, 5, n)})
+    subprocess.run([PLINK2, "--bfile", str(c.prefix), "--pheno", str(_with_fid(pheno, tmp_path / "pp")),
+                    "--covar", str(_with_fid(covar, tmp_path / "cc")), "--glm", "hide-covar", "omit-ref",
+                    "--threads", "1", "--out", str(tmp_path / "plink")],
+                   check=True, capture_output=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    ours = run_gwas(c.prefix, pheno, covar)
+    for j, name in enumerate(["a", "b"]):
+        table = pl.read_csv(tmp_path / f"plink.{name}.glm.linear", separator="\t", infer_schema=False)
+        assert table["ID"].to_list() == ours.variants["ID"].to_list()
+        assert table["A1"].to_list() == ours.variants["ALLELE1"].to_list()
+        for column, values in (("BETA", ours.beta[:, j]), ("SE", ours.se[:, j]),
+                               ("P", 10.0 ** -ours.log10p[:, j])):
+            for text, value in zip(table[column].to_list(), values):
+                tolerance = _plink_tolerance(text) * 1.001 + 1e-6 * abs(float(text))
+                assert abs(value - float(text)) <= tolerance, (name, column, text, value)
+
+
+def test_outputs_combined_and_summary(cohort, tmp_path):
+    c, pheno, covar, *_ = cohort
+    result = run_gwas(c.prefix, pheno, covar)
+    paths = write_gwas_outputs(result, tmp_path / "out")
+    table = pl.read_parquet(paths["y0.parquet"])
+    assert table.columns == SUMSTATS_COLUMNS
+    with gzip.open(paths["y0.tsv"], "rt") as handle:
+        assert handle.readline().rstrip("\n").split("\t") == SUMSTATS_COLUMNS
+    bim = c.bim
+    assert table["ALLELE1"].to_list() == bim["ALT"].to_list()
+    assert table["ALLELE0"].to_list() == bim["REF"].to_list()
+    np.testing.assert_allclose(table["CHISQ"].to_numpy(), (result.beta[:, 0] / result.se[:, 0]) ** 2)
+    combined = pl.read_parquet(paths["combined.parquet"])
+    best = np.nanmax(result.log10p, axis=1)
+    expected_p = np.minimum(1.0, 4 * 10.0 ** -best)
+    np.testing.assert_allclose(combined["P"].to_numpy(), expected_p, rtol=1e-9)
+    summary = pl.read_csv(paths["summary"], separator="\t", null_values="NA")
+    assert summary["PHENO"].to_list() == ["y0", "y1", "y2", "y3", "combined"]
+    assert summary["LAMBDA_GC"][3] == pytest.approx(lambda_gc(result.log10p[:, 3]))
+    assert summary["N_SIG_5E8"][0] == int((result.log10p[:, 0] >= -np.log10(5e-8)).sum())
+
+
+def test_cli_writes_everything(cohort, tmp_path, caplog):
+    c, pheno, covar, *_ = cohort
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "cli"
+    assert main(["gwas", "--bfile", str(c.prefix), "--pheno", str(pheno), "--covar", str(covar),
+                 "--out", str(out), "--chunk-size", "50", "--maf", "0.05"]) == 0
+    for name in ["y0", "y1", "y2", "y3"]:
+        assert Path(f"{out}.{name}.tsv.gz").exists() and Path(f"{out}.{name}.parquet").exists()
+    assert Path(f"{out}.combined.parquet").exists() and Path(f"{out}.summary.tsv").exists()
+    assert "below --maf" in caplog.text and "missing a phenotype" in caplog.text
+
+
+def _run_bad(args, capsys):
+    status = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    return status, err[-1]
+
+
+def test_bad_inputs_one_line_error_no_outputs(cohort, tmp_path, capsys):
+    c, pheno, covar, y, cov, keep = cohort
+    n = len(c.iid)
+    base = ["gwas", "--bfile", str(c.prefix), "--out", str(tmp_path / "bad")]
+    all_missing = write_table(tmp_path / "p_missing.tsv", c.iid, {"ok": y[:, 0], "empty": np.full(n, np.nan)})
+    status, line = _run_bad(base + ["--pheno", str(all_missing), "--covar", str(covar)], capsys)
+    assert status == 2 and "p_missing.tsv" in line and "'empty'" in line and "missing for all" in line
+    constant = write_table(tmp_path / "c_const.tsv", c.iid, {"c1": cov[:, 0], "flat": np.ones(n)})
+    status, line = _run_bad(base + ["--pheno", str(pheno), "--covar", str(constant)], capsys)
+    assert status == 2 and "c_const.tsv" in line and "'flat'" in line and "constant" in line
+    strangers = write_table(tmp_path / "p_other.tsv", [f"x{i}" for i in range(n)], {"y": y[:, 0]})
+    status, line = _run_bad(base + ["--pheno", str(strangers), "--covar", str(covar)], capsys)
+    assert status == 2 and "no person" in line
+    text = tmp_path / "p_text.tsv"
+    text.write_text("IID\ty\n" + "\n".join(f"{i}\t{'abc' if k == 2 else 1.0}" for k, i in enumerate(c.iid)))
+    status, line = _run_bad(base + ["--pheno", str(text), "--covar", str(covar)], capsys)
+    assert status == 2 and "row 4" in line and "'y'" in line
+    assert not list(tmp_path.glob("bad*")) and not list(tmp_path.glob(".bad*"))
+
+
+def test_loco_file_must_cover_tested_chromosomes(cohort, tmp_path, capsys):
+    c, pheno, covar, *_ = cohort
+    loco = write_table(tmp_path / "loco.tsv", c.iid, {f"y{j}:1": np.zeros(len(c.iid)) for j in range(4)})
+    status, line = _run_bad(["gwas", "--bfile", str(c.prefix), "--pheno", str(pheno), "--covar", str(covar),
+                             "--loco", str(loco), "--out", str(tmp_path / "l")], capsys)
+    assert status == 2 and "chromosome(s) 2, 3" in line
+    # Zero predictions on the tested chromosome change nothing.
+    zero = run_gwas(c.prefix, pheno, covar, loco=loco, chroms=["1"])
+    plain = run_gwas(c.prefix, pheno, covar, chroms=["1"])
+    np.testing.assert_allclose(zero.beta, plain.beta, rtol=1e-12)

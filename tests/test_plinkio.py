@@ -1,0 +1,159 @@
+"""PLINK I/O: packing, counting and writing against brute force; malformed inputs via the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from contig.cli import main
+from contig.plinkio import Genotypes, pack_bed_rows, read_bim, write_bfile
+
+PLINK2 = shutil.which("plink2")
+needs_plink2 = pytest.mark.skipif(PLINK2 is None, reason="plink2 (Debian package plink2) not installed")
+
+
+def run_plink2(*args: str) -> None:
+    """Run plink2 single-threaded-BLAS (see shared/notes/peers.md), raising on failure."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    subprocess.run([PLINK2, *args, "--threads", "2"], check=True, capture_output=True, env=env)
+
+
+def make_cohort(prefix: Path, n: int = 300, m: int = 2000, n_pops: int = 2, seed: int = 0,
+                missing: float = 0.01, n_chrom: int = 3, rho: float = 0.9, fst: float = 0.05,
+                pop_sizes: np.ndarray | None = None) -> np.ndarray:
+    """Write a structured cohort with LD: Balding-Nichols population frequencies, haplotypes from a
+    thresholded AR(1) Gaussian along each chromosome, missing calls at rate ``missing``.
+
+    Population p gets drift ``fst * (p + 1) / n_pops`` so eigenvalues differ. Returns the genotype
+    matrix int8 ``(m, n)`` (-9 missing) as written.
+    """
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    if pop_sizes is None:
+        pop = rng.integers(0, n_pops, n)
+    else:
+        pop = np.repeat(np.arange(len(pop_sizes)), pop_sizes)
+        n = len(pop)
+    ancestral = rng.uniform(0.05, 0.95, m)
+    freqs = np.empty((n_pops, m))
+    for p in range(n_pops):
+        f = fst * (p + 1) / n_pops
+        freqs[p] = rng.beta(ancestral * (1 - f) / f, (1 - ancestral) * (1 - f) / f)
+    chrom = np.sort(rng.integers(1, n_chrom + 1, m))
+    z = np.empty((2 * n, m))
+    noise = rng.standard_normal((2 * n, m))
+    z[:, 0] = noise[:, 0]
+    for j in range(1, m):
+        r = rho if chrom[j] == chrom[j - 1] and rng.uniform() > 0.05 else 0.0
+        z[:, j] = r * z[:, j - 1] + np.sqrt(1 - r * r) * noise[:, j]
+    haplotypes = (norm.cdf(z) < freqs[np.repeat(pop, 2)]).astype(np.int8)
+    genotypes = (haplotypes[0::2] + haplotypes[1::2]).T.copy()
+    genotypes[rng.uniform(size=genotypes.shape) < missing] = -9
+    pos = np.concatenate([np.sort(rng.choice(np.arange(1, 5_000_000), (chrom == c).sum(), replace=False))
+                          for c in np.unique(chrom)])
+    fam = pl.DataFrame({"FID": [f"F{i}" for i in range(n)], "IID": [f"S{i}" for i in range(n)],
+                        "PAT": "0", "MAT": "0", "SEX": pl.Series(rng.integers(1, 3, n), dtype=pl.Int8),
+                        "PHENO": "-9"})
+    bim = pl.DataFrame({"CHROM": chrom.astype(str), "ID": [f"rs{j}" for j in range(m)], "CM": 0.0,
+                        "POS": pos, "ALT": "A", "REF": "G"})
+    write_bfile(prefix, fam, bim, [genotypes])
+    return genotypes
+
+
+def test_pack_bed_rows_matches_bit_layout():
+    rng = np.random.default_rng(1)
+    g = rng.choice(np.array([0, 1, 2, -9], dtype=np.int8), size=(9, 13))
+    packed = pack_bed_rows(g)
+    code = {2: 0b00, -9: 0b01, 1: 0b10, 0: 0b11}
+    for v in range(9):
+        for s in range(13):
+            assert (packed[v, s // 4] >> (2 * (s % 4))) & 3 == code[int(g[v, s])]
+    with pytest.raises(ValueError):
+        pack_bed_rows(np.array([[3]], dtype=np.int8))
+
+
+def test_write_read_roundtrip_counts_and_packed_copy(tmp_path):
+    g = make_cohort(tmp_path / "a", n=37, m=50)
+    geno = Genotypes.open(tmp_path / "a")
+    assert np.array_equal(geno.read(np.arange(50)), g)
+    counts = geno.genotype_counts()
+    for k, value in enumerate((0, 1, 2, -9)):
+        assert np.array_equal(counts[:, k], (g == value).sum(axis=1))
+    subset = np.array([0, 3, 4, 30])
+    counts = geno.genotype_counts(sample_idx=subset, variant_idx=np.array([2, 7]))
+    assert np.array_equal(counts[:, 1], (g[[2, 7]][:, subset] == 1).sum(axis=1))
+    # raw-byte copy of a variant subset reproduces the same genotypes
+    keep = np.array([1, 2, 3, 10, 49])
+    rows = [r for _, r in geno.iter_packed_chunks(2, keep)]
+    write_bfile(tmp_path / "b", geno.fam, geno.bim[keep], rows, packed=True)
+    assert np.array_equal(Genotypes.open(tmp_path / "b").read(np.arange(5)), g[keep])
+
+
+@needs_plink2
+def test_written_files_are_byte_identical_to_plink2_make_bed(tmp_path):
+    make_cohort(tmp_path / "a", n=41, m=30)
+    run_plink2("--bfile", str(tmp_path / "a"), "--make-bed", "--out", str(tmp_path / "p"))
+    for ext in (".bed", ".bim"):
+        assert (tmp_path / f"a{ext}").read_bytes() == (tmp_path / f"p{ext}").read_bytes()
+
+
+def test_bim_with_spaces_and_decimal_cm(tmp_path):
+    (tmp_path / "x.bim").write_text("1 rs1 0.5 100 A G\n1  rs2\t0 200 C T\n")
+    bim = read_bim(tmp_path / "x.bim")
+    assert bim["CM"].to_list() == [0.5, 0.0] and bim["POS"].to_list() == [100, 200]
+
+
+# ---- malformed inputs: one error line naming the file, exit 2, no outputs --------------------------
+
+def _corrupt(prefix: Path, kind: str) -> Path:
+    """Apply one corruption to the fileset at ``prefix``; returns the file the error must name."""
+    bed, bim, fam = (prefix.with_name(prefix.name + e) for e in (".bed", ".bim", ".fam"))
+    if kind == "truncated":
+        bed.write_bytes(bed.read_bytes()[:-7])
+        return bed
+    if kind == "magic":
+        data = bytearray(bed.read_bytes())
+        data[0] = 0x00
+        bed.write_bytes(bytes(data))
+        return bed
+    if kind == "bim_count":
+        bim.write_text("".join(bim.read_text().splitlines(keepends=True)[:-1]))
+        return bed
+    if kind == "fam_count":
+        fam.write_text(fam.read_text() + "F99\tS99\t0\t0\t1\t-9\n")
+        return bed
+    if kind == "bim_fields":
+        lines = bim.read_text().splitlines(keepends=True)
+        lines[3] = "\t".join(lines[3].split("\t")[:5]) + "\n"
+        bim.write_text("".join(lines))
+        return bim
+    if kind == "fam_duplicate":
+        lines = fam.read_text().splitlines(keepends=True)
+        lines[5] = lines[2]
+        fam.write_text("".join(lines))
+        return fam
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "magic", "bim_count", "fam_count", "bim_fields",
+                                  "fam_duplicate"])
+@pytest.mark.parametrize("command", ["qc", "pca", "snps"])
+def test_malformed_input_one_line_error_no_outputs(tmp_path, capsys, kind, command):
+    make_cohort(tmp_path / "in", n=40, m=60)
+    bad_file = _corrupt(tmp_path / "in", kind)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    extra = {"qc": ["--maf", "0.01"], "pca": ["--n-pcs", "2"], "snps": ["--maf", "0.01"]}[command]
+    code = main([command, "--bfile", str(tmp_path / "in"), "--out", str(out_dir / "res"), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if "error:" in line]
+    assert code == 2
+    assert len(errors) == 1 and str(bad_file) in errors[0], err
+    assert list(out_dir.iterdir()) == []

@@ -1,0 +1,47 @@
+"""Manhattan and QQ plots: thinning keeps every strong point, files are written, λGC in the title."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from PIL import Image
+
+from contig.cli import main
+from contig.gwas import lambda_gc
+from contig.plots import qq, thin_points
+
+
+def _sumstats(n=200_000, seed=0):
+    rng = np.random.default_rng(seed)
+    chrom = np.repeat(np.arange(1, 23), n // 22 + 1)[:n].astype(str)
+    lp = -np.log10(rng.uniform(size=n))
+    lp[1000:1010] = np.linspace(8, 30, 10)
+    return pl.DataFrame({"CHROM": chrom, "GENPOS": np.tile(np.arange(n // 22 + 1) * 1000, 22)[:n],
+                         "ID": [f"v{i}" for i in range(n)], "LOG10P": lp})
+
+
+def test_thinning_keeps_all_strong_points_and_few_weak_ones():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1e9, 1_000_000)
+    y = -np.log10(rng.uniform(size=x.size))
+    keep = thin_points(x, y)
+    assert set(np.flatnonzero(y > 3)) <= set(keep)
+    assert keep.size < 0.6 * x.size
+    np.testing.assert_array_equal(keep, thin_points(x, y))  # deterministic
+
+
+def test_cli_writes_pngs_with_labels(tmp_path):
+    table = _sumstats()
+    table.write_parquet(tmp_path / "s.parquet")
+    (tmp_path / "loci.tsv").write_text("LOCUS\tLEAD_ID\n1\tv1009\n")
+    assert main(["gwas-plots", "--sumstats", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "fig"),
+                 "--loci", str(tmp_path / "loci.tsv"), "--title", "PC1"]) == 0
+    for name in ("manhattan", "qq"):
+        with Image.open(tmp_path / f"fig.{name}.png") as image:
+            assert image.format == "PNG" and image.size[0] > 500
+
+
+def test_qq_returns_lambda_of_the_pvalues(tmp_path):
+    table = _sumstats(n=20_000, seed=3)
+    assert qq(table, tmp_path / "q.png") == lambda_gc(table["LOG10P"].to_numpy())
+    assert 0.9 < lambda_gc(table["LOG10P"].to_numpy()) < 1.1
