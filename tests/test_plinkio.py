@@ -157,3 +157,13 @@ def test_malformed_input_one_line_error_no_outputs(tmp_path, capsys, kind, comma
     assert code == 2
     assert len(errors) == 1 and str(bad_file) in errors[0], err
     assert list(out_dir.iterdir()) == []
+
+
+def test_space_separated_fam_as_plink1_writes_it(tmp_path):
+    from contig.plinkio import read_fam
+
+    path = tmp_path / "spaces.fam"
+    path.write_text("F0 P0 0 0 1 -9\nF1 P1 0 0 2 -9\n")
+    fam = read_fam(path)
+    assert fam["IID"].to_list() == ["P0", "P1"]
+    assert fam["SEX"].to_list() == [1, 2]
