@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import subprocess
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from workflow_helpers import ROOT, run_snakemake, write_config
+from workflow_helpers import ROOT, TINY, run_snakemake, write_config
 
 pytestmark = [
     pytest.mark.slow,
@@ -24,10 +25,6 @@ pytestmark = [
     ),
 ]
 
-TINY = {
-    "simulate": {"n_samples": 200, "n_snps": 2000, "n_chromosomes": 4, "image_size": 32},
-    "pca": {"n_pcs": 3},
-}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +38,7 @@ def cluster(tmp_path_factory):
 
 def test_workflow_runs_as_slurm_jobs(cluster, tmp_path):
     config = write_config(tmp_path, TINY)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     result = run_snakemake(
         tmp_path, config,
         "--profile", str(ROOT / "profiles" / "slurm"),
@@ -51,7 +49,7 @@ def test_workflow_runs_as_slurm_jobs(cluster, tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert (tmp_path / "results/scores/burden.npz").exists()
     accounting = subprocess.run(
-        ["sacct", "-a", "-X", "-n", "-P", "-o", "Comment,State,ExitCode", "-S", "now-1hour"],
+        ["sacct", "-a", "-X", "-n", "-P", "-o", "Comment,State,ExitCode", "-S", started],
         capture_output=True, text=True, check=True,
     ).stdout
     rows = [line.split("|") for line in accounting.strip().splitlines()]

@@ -7,12 +7,8 @@ import re
 import polars as pl
 import pytest
 
-from workflow_helpers import run_snakemake, write_config
+from workflow_helpers import TINY, run_snakemake, write_config
 
-TINY = {
-    "simulate": {"n_samples": 240, "n_snps": 3000, "n_chromosomes": 6, "image_size": 32},
-    "pca": {"n_pcs": 4},
-}
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +34,17 @@ def test_every_stage_output_exists(finished_run):
         "results/scores/prs.summary.tsv",
         "results/scores/burden.npz",
         "results/scores/burden.genes.tsv",
+        "results/images/cache_32.npy",
+        "results/pretrain/contig/fold0/model.pt",
+        "results/pretrain/contig/fold1/curves.png",
+        "results/embed/contig.parquet",
+        "results/embed/random.parquet",
+        "results/gwas/contig/assoc.combined.parquet",
+        "results/gwas/contig/loci.loci.tsv",
+        "results/gwas/random/combined.manhattan.png",
     ):
         assert (workdir / path).stat().st_size > 0, path
-    for stage in ("simulate", "genotypes", "scores"):
+    for stage in ("simulate", "genotypes", "scores", "images", "pretrain", "embed", "gwas"):
         assert any((workdir / "logs" / stage).iterdir())
         assert any((workdir / "benchmarks" / stage).iterdir())
 
@@ -59,12 +63,57 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_changing_a_burden_setting_reruns_only_burden(finished_run):
+def planned_rules(workdir, overrides: dict, name: str = "changed.yaml") -> set[str]:
+    """Rules a dry run plans after merging ``overrides`` into the TINY config."""
+    merged = {key: dict(value) for key, value in TINY.items()}
+    for key, value in overrides.items():
+        merged[key] = merged.get(key, {}) | value
+    result = run_snakemake(workdir, write_config(workdir, merged, name=name), "-n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE))
+
+
+GENETIC_STAGES = {"simulate", "qc", "pca", "snps", "prs", "burden", "images", "covariates"}
+
+
+def test_burden_setting_reruns_burden_and_what_reads_it(finished_run):
     workdir, _ = finished_run
-    changed = write_config(workdir, TINY | {"burden": {"mode": "count"}}, name="changed.yaml")
-    result = run_snakemake(workdir, changed, "-n")
-    planned = set(re.findall(r"^rule (\w+):", result.stdout, flags=re.MULTILINE))
-    assert planned == {"burden", "all"}, result.stdout
+    planned = planned_rules(workdir, {"burden": {"mode": "count"}})
+    assert "burden" in planned and "train" in planned
+    assert not planned & (GENETIC_STAGES - {"burden"})
+
+
+def test_gwas_setting_reruns_only_gwas_and_after(finished_run):
+    workdir, _ = finished_run
+    planned = planned_rules(workdir, {"gwas": {"maf": 0.05}})
+    assert planned == {"gwas", "clump", "gwas_plots", "all"}
+
+
+def test_pretraining_setting_does_not_rerun_qc_or_scores(finished_run):
+    workdir, _ = finished_run
+    planned = planned_rules(workdir, {"pretrain": {"lr": 0.002}})
+    assert {"train", "embed", "phenotypes", "gwas"} <= planned
+    assert not planned & GENETIC_STAGES
+
+
+def test_new_pgs_file_reruns_only_scores_and_what_follows(finished_run):
+    """On real-data inputs (here: the simulated files), a new scoring file in the PGS folder."""
+    workdir, _ = finished_run
+    demo = workdir / "resources" / "demo"
+    # relative paths, as the simulated run used (they are part of the recorded parameters)
+    real = {"inputs": {"simulate": False, "genotypes": "resources/demo/genotypes",
+                       "images": "resources/demo/images.tsv",
+                       "covariates": "resources/demo/covariates.tsv", "pgs": "resources/demo/pgs",
+                       "genes": "resources/demo/genes.tsv", "labels": "resources/demo/labels.tsv"}}
+    assert planned_rules(workdir, real, name="real.yaml") == set()
+    new = demo / "pgs" / "PGS999999.txt.gz"
+    new.write_bytes((demo / "pgs" / "PGS900001.txt.gz").read_bytes())
+    try:
+        planned = planned_rules(workdir, real, name="real.yaml")
+    finally:
+        new.unlink()
+    assert "prs" in planned and "train" in planned
+    assert not planned & (GENETIC_STAGES - {"prs"})
 
 
 def test_report_is_built(finished_run):

@@ -45,3 +45,16 @@ def run_snakemake(
         *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+# A configuration small enough for tests: every stage runs, in about a minute on 2 cores.
+TINY = {
+    "simulate": {"n_samples": 240, "n_snps": 3000, "n_chromosomes": 6, "image_size": 32},
+    "pca": {"n_pcs": 4},
+    "images": {"size": 32},
+    "pretrain": {
+        "methods": ["contig", "random"], "epochs": 1, "batch_size": 32, "n_folds": 2,
+        "genetic_hidden": 64, "proj_hidden": 64, "proj_dim": 32,
+    },
+    "gwas": {"n_pcs": 3, "genetic_pcs": 4},
+}

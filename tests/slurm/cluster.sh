@@ -31,6 +31,7 @@ stop() {
         kill -9 "$pid" 2>/dev/null || true
     done
     rm -f "$pids"
+    if [ -f "$state/mysql_dir" ]; then rm -rf "$(cat "$state/mysql_dir")" "$state/mysql_dir"; fi
 }
 
 if [ "$action" = stop ]; then stop; exit 0; fi
@@ -41,7 +42,10 @@ host=$(hostname -s)
 cpus=$(nproc)
 mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.85}' /proc/meminfo)
 conf=/etc/slurm
-mkdir -p "$conf" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge "$state/mysql"
+mkdir -p "$conf" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
+# MariaDB runs as user mysql, which may not traverse STATE_DIR (pytest's are mode 700)
+mysql_dir=$(mktemp -d /tmp/contig-mysql.XXXXXX)
+echo "$mysql_dir" >"$state/mysql_dir"
 
 # munge: the package's postinst made /etc/munge/munge.key
 chown munge:munge /run/munge
@@ -49,12 +53,12 @@ start_daemon munged runuser -u munge -- /usr/sbin/munged --foreground
 wait_for 10 munge -n
 
 # MariaDB in the state dir, on loopback only
-chown -R mysql:mysql "$state/mysql"
-mysql_install_db --user=mysql --datadir="$state/mysql" --auth-root-authentication-method=socket >"$state/mysql_install.out" 2>&1
-start_daemon mariadbd /usr/sbin/mariadbd --user=mysql --datadir="$state/mysql" \
-    --bind-address=127.0.0.1 --port=3306 --socket="$state/mysql/mysql.sock" --skip-log-error
-wait_for 30 mysql --socket="$state/mysql/mysql.sock" -e "select 1"
-mysql --socket="$state/mysql/mysql.sock" <<SQL
+chmod 755 "$mysql_dir"; chown -R mysql:mysql "$mysql_dir"
+mysql_install_db --user=mysql --datadir="$mysql_dir" --auth-root-authentication-method=socket >"$state/mysql_install.out" 2>&1
+start_daemon mariadbd /usr/sbin/mariadbd --user=mysql --datadir="$mysql_dir" \
+    --bind-address=127.0.0.1 --port=3306 --socket="$mysql_dir/mysql.sock" --skip-log-error
+wait_for 30 mysql --socket="$mysql_dir/mysql.sock" -e "select 1"
+mysql --socket="$mysql_dir/mysql.sock" <<SQL
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurmtest';
 GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
@@ -78,7 +82,7 @@ StoragePort=3306
 CONF
 chmod 600 "$conf/slurmdbd.conf"
 # slurmdbd reaches MariaDB through the default socket path
-mkdir -p /run/mysqld && ln -sf "$state/mysql/mysql.sock" /run/mysqld/mysqld.sock
+mkdir -p /run/mysqld && ln -sf "$mysql_dir/mysql.sock" /run/mysqld/mysqld.sock
 
 cat >"$conf/slurm.conf" <<CONF
 ClusterName=contigtest

@@ -46,11 +46,22 @@ def genotype_files(prefix):
     return [f"{p}{ext}" for p in prefixes for ext in (".bed", ".bim", ".fam")]
 
 
+def simulated_pgs_files():
+    """The scoring files the simulator writes (their names follow from its settings)."""
+    from contig.simulate import SimulationConfig
+
+    folder = Path(config["simulate"]["out"]) / "pgs"
+    return [str(folder / f"{pgs_id}.txt.gz") for pgs_id in SimulationConfig().pgs_ids()]
+
+
+SIMULATED_PGS = simulated_pgs_files()
+
+
 def pgs_files():
     """The PGS Catalog scoring files: a list from config, or the *.txt[.gz] files in a folder."""
     pgs = INPUTS["pgs"]
     if SIMULATED:
-        return [pgs]  # a directory() output of the simulate rule
+        return SIMULATED_PGS
     if isinstance(pgs, list):
         return pgs
     folder = Path(pgs)

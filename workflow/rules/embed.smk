@@ -3,8 +3,8 @@
 
 rule embed:
     input:
-        cache=IMAGE_CACHE + ".npy",
-        index=IMAGE_CACHE + ".index.tsv",
+        cache=f"{IMAGE_CACHE}.npy",
+        index=f"{IMAGE_CACHE}.index.tsv",
         models=lambda wildcards: expand(
             "results/pretrain/{method}/{fold}/model.pt",
             method=wildcards.method,
@@ -26,7 +26,7 @@ rule embed:
         mem_mb=8000,
         runtime=120,
     params:
-        images=IMAGE_CACHE,
+        images=lambda wildcards, input: input.cache.removesuffix(".npy"),
         checkpoints=lambda wildcards, input: " ".join(
             f"--checkpoint {m}" for m in input.models
         ),

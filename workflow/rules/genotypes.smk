@@ -67,8 +67,8 @@ rule pca:
         pca=config["pca"],
         window=indep_pairwise_arg(config["pca"]["indep_pairwise"]),
         color=(
-            f"--color-by {config['simulate']['out']}/traits.tsv:population"
-            if SIMULATED
+            f"--color-by {config['pca']['color_by']}"
+            if config["pca"]["color_by"]
             else ""
         ),
     shell:

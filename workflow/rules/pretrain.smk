@@ -3,8 +3,8 @@
 
 rule train:
     input:
-        cache=IMAGE_CACHE + ".npy",
-        index=IMAGE_CACHE + ".index.tsv",
+        cache=f"{IMAGE_CACHE}.npy",
+        index=f"{IMAGE_CACHE}.index.tsv",
         modalities=expand(
             "results/scores/{modality}.npz", modality=config["pretrain"]["modalities"]
         ),
@@ -44,7 +44,7 @@ rule train:
         mem_mb=16000,
         runtime=24 * 60,
     params:
-        images=IMAGE_CACHE,
+        images=lambda wildcards, input: input.cache.removesuffix(".npy"),
         out=lambda wildcards, output: Path(output.model).parent,
         modalities=lambda wildcards, input: " ".join(
             f"--modality {Path(p).stem}={p}" for p in input.modalities

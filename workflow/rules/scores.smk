@@ -56,13 +56,7 @@ rule prs:
         mem_mb=4000,
         runtime=60,
     params:
-        scores=lambda wildcards, input: " ".join(
-            str(p)
-            for f in input.scores
-            for p in (
-                sorted(Path(f).glob("*.txt*")) if Path(f).is_dir() else [Path(f)]
-            )
-        ),
+        scores=lambda wildcards, input: " ".join(input.scores),
         bfile=lambda wildcards, input: input.genotypes[0].removesuffix(".bed"),
         out=lambda wildcards, output: output.matrix.removesuffix(".npz"),
         settings=config["prs"],

@@ -8,7 +8,7 @@ rule simulate:
         fam=f"{config['simulate']['out']}/genotypes.fam",
         images=f"{config['simulate']['out']}/images.tsv",
         covariates=f"{config['simulate']['out']}/covariates.tsv",
-        pgs=directory(f"{config['simulate']['out']}/pgs"),
+        pgs=SIMULATED_PGS,
         genes=f"{config['simulate']['out']}/genes.tsv",
         labels=f"{config['simulate']['out']}/labels.tsv",
         truth=f"{config['simulate']['out']}/truth.tsv",

@@ -108,6 +108,10 @@ class SimulationConfig:
     extra: dict[str, str] = field(default_factory=dict)
     """Free-form notes stored in simulation.json (not used by the simulator)."""
 
+    def pgs_ids(self) -> list[str]:
+        """IDs (and file stems) of the simulated PGS Catalog files: trait scores, then unrelated ones."""
+        return [f"PGS9{number:05d}" for number in range(1, len(self.pgs_traits) + self.n_unrelated_pgs + 1)]
+
     def resolved_causal_chromosomes(self) -> tuple[int, ...]:
         """The causal chromosomes that exist; with fewer than 9 chromosomes, the first half."""
         present = tuple(c for c in self.causal_chromosomes if 1 <= c <= self.n_chromosomes)

@@ -83,8 +83,8 @@ def score_specs(genome: Genome, truth: pl.DataFrame, maf: np.ndarray, config: Si
             weight_type="NR" if k % 2 else "log(OR)",
             snps=rng.choice(common, n, replace=False), weights=rng.normal(0, 0.05, n),
         ))
-    for number, spec in enumerate(specs, start=1):
-        spec.pgs_id = f"PGS9{number:05d}"
+    for spec, pgs_id in zip(specs, config.pgs_ids(), strict=True):
+        spec.pgs_id = pgs_id
     return specs
 
 
