@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import shutil
+import subprocess
 
 import polars as pl
 import pytest
@@ -28,7 +31,7 @@ def test_every_stage_output_exists(finished_run):
         "results/genotypes/cohort.bed",
         "results/genotypes/cohort.qc.tsv",
         "results/genotypes/pca.eigenvec",
-        "results/genotypes/pca.png",
+        "results/genotypes/pca_plot.png",
         "results/scores/snps.npz",
         "results/scores/prs.npz",
         "results/scores/prs.summary.tsv",
@@ -116,10 +119,68 @@ def test_new_pgs_file_reruns_only_scores_and_what_follows(finished_run):
     assert not planned & (GENETIC_STAGES - {"prs"})
 
 
-def test_report_is_built(finished_run):
-    workdir, config = finished_run
+def embedded_text(html: str) -> str:
+    """The report's HTML plus every text file it embeds (base64 data URIs), decoded."""
+    parts = [html]
+    for kind, payload in re.findall(r"data:([\w/+.-]+);[^,]*?base64,([A-Za-z0-9+/=]+)", html):
+        if not kind.startswith("image/png"):
+            parts.append(base64.b64decode(payload).decode("utf-8", errors="replace"))
+    return "\n".join(parts)
+
+
+def build_report(workdir, config):
     report = workdir / "results" / "report.html"
     result = run_snakemake(workdir, config, "--report", str(report))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    html = report.read_text(errors="replace")
-    assert "QC filters" in html and "PGS matching" in html
+    return report
+
+
+def test_report_is_built(finished_run):
+    workdir, config = finished_run
+    text = embedded_text(build_report(workdir, config).read_text(errors="replace"))
+    for label in ("QC filters", "PGS matching", "Image QC", "training curves", "lead loci",
+                  "Manhattan", "QQ"):
+        assert label in text, label
+    # captions quote the thresholds in force
+    assert "--mind 0.05" in text and "5e-08" in text
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_report_renders_its_sections_in_a_browser(finished_run, tmp_path):
+    workdir, config = finished_run
+    report = build_report(workdir, config)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", report.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    for category in ("1. Genotype QC", "2. Genetic scores", "3. Images", "4. Pretraining",
+                     "5. GWAS"):
+        assert category in dom, category
+    screenshot = workdir / "results" / "report.png"
+    subprocess.run([CHROMIUM, *flags, "--window-size=1400,1000", f"--screenshot={screenshot}",
+                    report.as_uri()], capture_output=True, timeout=120)
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_default_report_holds_no_individual_data(finished_run):
+    """report.individual_level false (the default on real data): no IID anywhere in the report,
+    and the PC figure becomes an aggregate density; only that figure is redrawn."""
+    workdir, _ = finished_run
+    private = {key: dict(value) for key, value in TINY.items()} | {
+        "report": {"individual_level": False}}
+    config = write_config(workdir, private, name="private.yaml")
+    planned = run_snakemake(workdir, config, "-n")
+    assert set(re.findall(r"^(?:local)?rule (\w+):", planned.stdout, flags=re.MULTILINE)) == {
+        "pca_plot", "all"}
+    result = run_snakemake(workdir, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(density)" in (workdir / "logs/genotypes/pca_plot.log").read_text()
+    text = embedded_text(build_report(workdir, config).read_text(errors="replace"))
+    iids = pl.read_csv(workdir / "resources/demo/genotypes.fam", separator="\t",
+                       has_header=False)[:, 1].cast(pl.Utf8).to_list()
+    leaked = [iid for iid in iids if iid in text]
+    assert not leaked, leaked[:5]

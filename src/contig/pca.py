@@ -214,9 +214,13 @@ def read_color_column(spec: str, iids: pl.Series) -> tuple[str, list[str | None]
     return column, [lookup.get(iid) for iid in iids.to_list()]
 
 
+MIN_CELL_COUNT = 5  # density plots hide cells with fewer people (disclosure control)
+
+
 def plot_pcs(path: str | Path, eigenvectors: np.ndarray, eigenvalues: np.ndarray,
-             color: tuple[str, list[str | None]] | None = None) -> None:
-    """PC1 vs PC2 scatter (PNG), coloured by a categorical column when given."""
+             color: tuple[str, list[str | None]] | None = None, density: bool = False) -> None:
+    """PC1 vs PC2 (PNG): a scatter coloured by a categorical column when given, or, with
+    ``density``, an aggregate-only hexagonal-bin count that hides cells with < MIN_CELL_COUNT people."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,7 +228,10 @@ def plot_pcs(path: str | Path, eigenvectors: np.ndarray, eigenvalues: np.ndarray
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
     pc2 = eigenvectors[:, 1] if eigenvectors.shape[1] > 1 else np.zeros(len(eigenvectors))
-    if color is None:
+    if density:
+        cells = ax.hexbin(eigenvectors[:, 0], pc2, gridsize=40, mincnt=MIN_CELL_COUNT, cmap="viridis")
+        fig.colorbar(cells, ax=ax, label=f"people (cells with < {MIN_CELL_COUNT} hidden)")
+    elif color is None:
         ax.scatter(eigenvectors[:, 0], pc2, s=6, alpha=0.6, linewidths=0)
     else:
         name, values = color

@@ -32,6 +32,13 @@ stop() {
     done
     rm -f "$pids"
     if [ -f "$state/mysql_dir" ]; then rm -rf "$(cat "$state/mysql_dir")" "$state/mysql_dir"; fi
+    # Put back the machine's own SLURM config (none, usually): with a slurm.conf naming a
+    # controller that is gone, every `scontrol` (run by Snakemake's SLURM plugin at import)
+    # waits ~10 s.
+    for f in slurm.conf slurmdbd.conf gres.conf; do
+        if [ -f "$state/etc/$f" ]; then mv "$state/etc/$f" "/etc/slurm/$f"
+        elif [ -f "$state/etc/$f.ours" ]; then rm -f "/etc/slurm/$f" "$state/etc/$f.ours"; fi
+    done
 }
 
 if [ "$action" = stop ]; then stop; exit 0; fi
@@ -42,10 +49,15 @@ host=$(hostname -s)
 cpus=$(nproc)
 mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.85}' /proc/meminfo)
 conf=/etc/slurm
-mkdir -p "$conf" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
+mkdir -p "$conf" "$state/etc" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
 # MariaDB runs as user mysql, which may not traverse STATE_DIR (pytest's are mode 700)
 mysql_dir=$(mktemp -d /tmp/contig-mysql.XXXXXX)
 echo "$mysql_dir" >"$state/mysql_dir"
+
+# keep the machine's own config files to put back on stop
+for f in slurm.conf slurmdbd.conf gres.conf; do
+    if [ -f "$conf/$f" ]; then cp -p "$conf/$f" "$state/etc/$f"; else touch "$state/etc/$f.ours"; fi
+done
 
 # munge: the package's postinst made /etc/munge/munge.key
 chown munge:munge /run/munge

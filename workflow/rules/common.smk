@@ -145,7 +145,7 @@ def final_outputs():
     """Every target of a full run."""
     return [
         "results/genotypes/cohort.qc.tsv",
-        "results/genotypes/pca.png",
+        "results/genotypes/pca_plot.png",
         "results/scores/prs.npz",
         "results/scores/burden.npz",
         *expand(

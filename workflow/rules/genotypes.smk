@@ -45,12 +45,6 @@ rule pca:
         eigenvec="results/genotypes/pca.eigenvec",
         eigenval="results/genotypes/pca.eigenval",
         prune="results/genotypes/pca.prune.in",
-        figure=report(
-            "results/genotypes/pca.png",
-            caption="../report/pca.rst",
-            category="1. Genotype QC",
-            labels={"figure": "Genetic PCs"},
-        ),
     log:
         "logs/genotypes/pca.log",
     benchmark:
@@ -66,13 +60,34 @@ rule pca:
         bfile=lambda wildcards, input: input[0].removesuffix(".bed"),
         pca=config["pca"],
         window=indep_pairwise_arg(config["pca"]["indep_pairwise"]),
+    shell:
+        "python -m contig pca --bfile {params.bfile} --out {params.out}"
+        " --n-pcs {params.pca[n_pcs]} --maf {params.pca[maf]}"
+        " --indep-pairwise {params.window} --seed {params.pca[seed]} --no-plot > {log} 2>&1"
+
+
+rule pca_plot:
+    input:
+        eigenvec="results/genotypes/pca.eigenvec",
+        eigenval="results/genotypes/pca.eigenval",
+    output:
+        report(
+            "results/genotypes/pca_plot.png",
+            caption="../report/pca.rst",
+            category="1. Genotype QC",
+            labels={"figure": "Genetic PCs"},
+        ),
+    log:
+        "logs/genotypes/pca_plot.log",
+    conda:
+        "../../envs/genetics.yaml"
+    params:
         color=(
             f"--color-by {config['pca']['color_by']}"
             if config["pca"]["color_by"]
             else ""
         ),
+        density="" if config["report"]["individual_level"] else "--density",
     shell:
-        "python -m contig pca --bfile {params.bfile} --out {params.out}"
-        " --n-pcs {params.pca[n_pcs]} --maf {params.pca[maf]}"
-        " --indep-pairwise {params.window} --seed {params.pca[seed]} {params.color}"
-        " > {log} 2>&1"
+        "python -m contig pca-plot --eigenvec {input.eigenvec} --eigenval {input.eigenval}"
+        " --out {output} {params.color} {params.density} > {log} 2>&1"

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "simulate a cohort: genotypes, fundus images, covariates, PGS files, truth"),
     "qc": ("qc", "genotype QC with plink2's --mind/--geno/--maf/--hwe meaning and order"),
     "pca": ("pca", "LD pruning and principal components of the genotypes"),
+    "pca-plot": ("pca_plot", "the PC1-PC2 figure (scatter, or aggregate-only density)"),
     "snps": ("snps", "the raw-SNP modality: selected, standardized, mean-imputed SNP matrix"),
     "prs": ("prs", "polygenic scores from PGS Catalog scoring files (plink2 --score semantics)"),
     "burden": ("burden", "rare-variant gene burden scores"),

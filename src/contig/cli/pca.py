@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="passes over the genotypes of the block Krylov eigensolver")
     parser.add_argument("--cache-gb", type=float, default=2.0,
                         help="keep standardized genotypes in memory up to this size (else stream)")
+    parser.add_argument("--no-plot", action="store_true",
+                        help="skip OUT.png (the workflow draws it with `contig pca-plot`)")
+    parser.add_argument("--density", action="store_true",
+                        help="aggregate-only figure: hexagonal-bin counts, cells with < 5 people "
+                             "hidden (for reports that must not show individuals)")
     parser.add_argument("--color-by", default=None, metavar="FILE:COLUMN",
                         help="colour the PC plot by COLUMN of a TSV with an IID column")
 
@@ -65,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         Path(tmp).write_text("".join(f"{i}\n" for i in ids))
     write_eigenvec(out.with_name(out.name + ".eigenvec"), genotypes.fam, result.eigenvectors)
     write_eigenval(out.with_name(out.name + ".eigenval"), result.eigenvalues)
-    plot_pcs(out.with_name(out.name + ".png"), result.eigenvectors, result.eigenvalues, color)
-    log.info("wrote %s.eigenvec, .eigenval, .prune.in, .png", args.out)
+    if not args.no_plot:
+        plot_pcs(out.with_name(out.name + ".png"), result.eigenvectors, result.eigenvalues, color,
+                 density=args.density)
+    log.info("wrote %s.eigenvec, .eigenval, .prune.in%s", args.out, "" if args.no_plot else ", .png")
     return 0
