@@ -3,6 +3,7 @@ and SIGTERM, learning on a toy cohort whose genetics determine the image colours
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -18,7 +19,6 @@ import polars as pl
 import pytest
 import torch
 
-from contig.errors import InputError
 from contig.modality import Modality, save_modality
 from contig.train import (
     EXIT_PREEMPTED,
@@ -269,14 +269,46 @@ def test_simclr_and_outer_join_train(tmp_path):
     assert n_outer == 30 and n_inner < 30
 
 
-def test_resume_refuses_changed_settings(toy, tmp_path):
+def _weights(model_pt) -> dict:
+    return load_checkpoint(model_pt)["model"]
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_out_of_date_checkpoint_is_set_aside(toy, tmp_path, caplog):
+    """Changed settings or input files: the workflow reruns training, which must start afresh
+    (and end exactly as a fresh run), not resume or fail."""
     cache, mods, _ = toy
+    caplog.set_level(logging.WARNING, logger="contig.train")
     train(tiny_config(cache, mods, tmp_path / "x", epochs=1))
-    with pytest.raises(InputError, match="other settings.*lr"):
-        train(tiny_config(cache, mods, tmp_path / "x", epochs=1, lr=5e-4))
-    # more epochs is also a different schedule
-    with pytest.raises(InputError, match="epochs"):
-        train(tiny_config(cache, mods, tmp_path / "x", epochs=2))
+    changed = _weights(train(tiny_config(cache, mods, tmp_path / "x", epochs=1, lr=5e-4)))
+    assert "other settings" in caplog.text and "lr" in caplog.text
+    fresh = _weights(train(tiny_config(cache, mods, tmp_path / "fresh", epochs=1, lr=5e-4)))
+    assert _same_weights(changed, fresh)
+    caplog.clear()
+    modality = Path(next(iter(mods.values())))
+    os.utime(modality, ns=(modality.stat().st_atime_ns, modality.stat().st_mtime_ns + 10**9))
+    again = _weights(train(tiny_config(cache, mods, tmp_path / "x", epochs=1, lr=5e-4)))
+    assert "input files" in caplog.text
+    assert _same_weights(again, fresh)
+
+
+def test_finished_run_rewrites_removed_outputs(toy, tmp_path, caplog):
+    """Snakemake removes a job's outputs before rerunning it; a finished checkpoint restores them."""
+    cache, mods, _ = toy
+    model = train(tiny_config(cache, mods, tmp_path / "x", epochs=1))
+    metrics = (tmp_path / "x" / "metrics.tsv").read_text()
+    weights = _weights(model)
+    for name in ("metrics.tsv", "curves.png", "model.pt"):
+        (tmp_path / "x" / name).unlink()
+    caplog.set_level(logging.INFO, logger="contig.train")
+    train(tiny_config(cache, mods, tmp_path / "x", epochs=1))
+    assert "resumed from epoch 1" in caplog.text
+    assert (tmp_path / "x" / "metrics.tsv").read_text() == metrics
+    assert (tmp_path / "x" / "curves.png").exists()
+    assert _same_weights(_weights(model), weights)
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 180) -> None:

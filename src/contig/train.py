@@ -17,7 +17,8 @@ records the position inside the epoch, and raises :class:`TrainingPreempted`; ``
 then exits with status :data:`EXIT_PREEMPTED` (75, EX_TEMPFAIL) so a cluster profile can requeue
 it. Rerunning the same command resumes exactly: batches and augmentations are functions of
 (seed, epoch, batch) only, so an interrupted-and-resumed run ends with the same weights as an
-uninterrupted one on CPU.
+uninterrupted one on CPU. A checkpoint written with other settings, other people or other input
+files (size or modification time) is out of date: the run says so and starts from scratch.
 """
 
 from __future__ import annotations
@@ -540,16 +541,31 @@ def _resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _check_resumable(saved: Mapping, cfg: TrainConfig, split: pl.DataFrame, path: Path) -> None:
+def input_fingerprint(cfg: TrainConfig) -> dict[str, list[int]]:
+    """(size, mtime in ns) of every input file: a checkpoint resumes only on unchanged inputs."""
+    paths = [f"{cfg.images}.npy", f"{cfg.images}.index.tsv", *cfg.modalities.values()]
+    if cfg.weights:
+        paths.append(cfg.weights)
+    fingerprint = {}
+    for path in paths:
+        stat = Path(path).stat()
+        fingerprint[str(Path(path).resolve())] = [stat.st_size, stat.st_mtime_ns]
+    return fingerprint
+
+
+def checkpoint_mismatch(saved: Mapping, cfg: TrainConfig, split: pl.DataFrame,
+                        fingerprint: Mapping) -> str | None:
+    """Why a checkpoint cannot be resumed by this run (other settings, people or input files), or None."""
     now = cfg.to_dict()
     changed = [f"{k}: {saved['config'].get(k)!r} -> {now[k]!r}" for k in now
                if k not in RESUMABLE_CHANGES and saved["config"].get(k) != now[k]]
     if changed:
-        raise InputError("checkpoint was written with other settings (" + "; ".join(changed)
-                         + "); delete it or use another --out", path)
+        return "it was written with other settings (" + "; ".join(changed) + ")"
     if saved["split"] != _split_dict(split):
-        raise InputError("checkpoint was trained on other people (the cohort or split changed); "
-                         "delete it or use another --out", path)
+        return "it was trained on other people (the cohort or split changed)"
+    if saved.get("inputs") != dict(fingerprint):
+        return "its input files (image cache, modalities, weights) have changed since"
+    return None
 
 
 def model_config_for(cfg: TrainConfig, cohort: Cohort) -> ModelConfig:
@@ -603,8 +619,10 @@ def _train(cfg: TrainConfig, stop: _StopFlag) -> Path:
     torch.manual_seed(cfg.seed)
     model = build_model(model_config, cfg.weights).to(device)
     model_path = out / "model.pt"
+    fingerprint = input_fingerprint(cfg)
     base = {"config": cfg.to_dict(), "model_config": model_config.to_dict(),
-            "split": _split_dict(data.split), "image_size": image_size, "method": cfg.method}
+            "split": _split_dict(data.split), "image_size": image_size, "method": cfg.method,
+            "inputs": fingerprint}
 
     if cfg.method == "random":
         metrics = [{"epoch": 0, **evaluate(model, data.val, cfg.images, cfg, image_size, device, 0),
@@ -630,11 +648,16 @@ def _train(cfg: TrainConfig, stop: _StopFlag) -> Path:
     # Resume.
     start_epoch, start_batch, partial, metrics = 0, 0, None, []
     ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists():
-        saved = load_checkpoint(ckpt_path)
-        if saved.get("format") != CHECKPOINT_FORMAT:
-            raise InputError("not a contig training checkpoint", ckpt_path)
-        _check_resumable(saved, cfg, data.split, ckpt_path)
+    saved = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    if saved is not None and saved.get("format") != CHECKPOINT_FORMAT:
+        raise InputError("not a contig training checkpoint", ckpt_path)
+    # An out-of-date checkpoint belongs to a run whose results are being recomputed (the
+    # workflow reruns training when settings or inputs change): start afresh and overwrite it.
+    reason = None if saved is None else checkpoint_mismatch(saved, cfg, data.split, fingerprint)
+    if reason is not None:
+        log.warning("not resuming from %s: %s; training from scratch", ckpt_path, reason)
+        saved = None
+    if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng_torch"])
@@ -734,6 +757,7 @@ def _train(cfg: TrainConfig, stop: _StopFlag) -> Path:
         if dist.main:
             write_metrics(metrics, out)
     if dist.main:
+        write_metrics(metrics, out)  # also when resuming a finished run whose outputs were removed
         save_torch_atomic({"format": MODEL_FORMAT, **base, "model": model.state_dict(),
                            "epochs": cfg.epochs, "metrics": metrics}, model_path)
         log.info("wrote %s", model_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from contig.cli.argtypes import positive_int
 from contig.burden import MODES, gene_burden, write_burden_outputs
 
 log = logging.getLogger("contig.burden")
@@ -20,16 +21,6 @@ def maf_limit(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{value:g} is not in (0, 0.5]")
     return value
 
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from contig.cli.argtypes import positive_int
 from contig.images import CONVERSIONS, build_image_cache
 
 log = logging.getLogger("contig.images")
 
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

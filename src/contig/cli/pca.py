@@ -37,19 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from contig.atomic import atomic_path
-    from contig.ld import PruneWindow
+    from contig.cli.argtypes import prune_window
     from contig.pca import genotype_pca, plot_pcs, read_color_column, write_eigenval, write_eigenvec
     from contig.plinkio import Genotypes
     from contig.snps import select_snps
 
     if args.n_pcs < 1:
         raise InputError(f"--n-pcs must be at least 1, got {args.n_pcs}")
-    window = None
-    if args.indep_pairwise is not None:
-        try:
-            window = PruneWindow.parse(*args.indep_pairwise)
-        except ValueError as error:
-            raise InputError(f"--indep-pairwise: {error}") from None
+    window = prune_window(args.indep_pairwise)
     genotypes = Genotypes.open(args.bfile)
     color = read_color_column(args.color_by, genotypes.fam["IID"]) if args.color_by else None
     log.info("%d samples, %d variants in %s", genotypes.n_samples, genotypes.n_variants, args.bfile)

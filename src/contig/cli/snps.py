@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from contig.ld import PruneWindow
+    from contig.cli.argtypes import prune_window
     from contig.plinkio import Genotypes
     from contig.snps import build_snp_modality, select_snps, write_snp_outputs
 
@@ -31,12 +31,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--maf must be in [0, 0.5], got {args.maf}")
     if args.every_kth is not None and args.every_kth < 1:
         raise InputError(f"--every-kth must be at least 1, got {args.every_kth}")
-    window = None
-    if args.indep_pairwise is not None:
-        try:
-            window = PruneWindow.parse(*args.indep_pairwise)
-        except ValueError as error:
-            raise InputError(f"--indep-pairwise: {error}") from None
+    window = prune_window(args.indep_pairwise)
     genotypes = Genotypes.open(args.bfile)
     log.info("%d samples, %d variants in %s", genotypes.n_samples, genotypes.n_variants, args.bfile)
     selection = select_snps(genotypes, args.maf, args.every_kth, window)
