@@ -19,6 +19,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+def float_in(low: float, high: float, include_low: bool = True):
+    """argparse type: a number in [low, high] (or (low, high] with ``include_low=False``)."""
+    interval = f"{'[' if include_low else '('}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        above_low = value >= low if include_low else value > low
+        if not (above_low and value <= high):
+            raise argparse.ArgumentTypeError(f"{value:g} is not in {interval}")
+        return value
+
+    parse.__name__ = f"number in {interval}"
+    return parse
+
+
 def prune_window(values: Sequence[str] | None):
     """``--indep-pairwise WINDOW STEP R2`` as a :class:`contig.ld.PruneWindow` (None if not given)."""
     from contig.ld import PruneWindow

@@ -5,21 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.cli.argtypes import positive_int
+from contig.cli.argtypes import float_in, positive_int
 from contig.burden import MODES, gene_burden, write_burden_outputs
 
 log = logging.getLogger("contig.burden")
 
-
-def maf_limit(text: str) -> float:
-    """argparse type: a MAF limit in (0, 0.5]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 0.5:
-        raise argparse.ArgumentTypeError(f"{value:g} is not in (0, 0.5]")
-    return value
 
 
 
@@ -30,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gene regions: TSV with header 'chrom start end gene' (1-based, inclusive) "
                              "or a .bed/.bed.gz file (no header, 0-based half-open)")
     parser.add_argument("--out", required=True, help="output prefix: OUT.npz and OUT.genes.tsv")
-    parser.add_argument("--max-maf", type=maf_limit, default=0.01,
+    parser.add_argument("--max-maf", type=float_in(0.0, 0.5, include_low=False), default=0.01,
                         help="rare = 0 < sample MAF <= this (default 0.01)")
     parser.add_argument("--mode", choices=MODES, default="carrier",
                         help="carrier flag, minor-allele count, or Madsen-Browning weighted count")

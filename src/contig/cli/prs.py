@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from contig.cli.argtypes import float_in
 from contig.prs import output_paths, run_prs
 
 log = logging.getLogger("contig.prs")
 
-
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PGS Catalog scoring files (format v2, plain or .gz, harmonized or not)")
     parser.add_argument("--out", required=True,
                         help="output prefix: OUT.scores.tsv, OUT.npz, OUT.match.tsv.gz, OUT.summary.tsv")
-    parser.add_argument("--min-overlap", type=fraction, default=0.75,
+    parser.add_argument("--min-overlap", type=float_in(0.0, 1.0), default=0.75,
                         help="fail if a score has fewer than this fraction of its variants matched "
                              "(default 0.75)")
     parser.add_argument("--keep-ambiguous", action="store_true",
