@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import pytest
 
 from contig.errors import InputError
 from contig.pgs_catalog import normalize_build, read_scoring_file
+from text_files import write_text
 
 CATALOG_HEADER = """###PGS CATALOG SCORING FILE - see https://www.pgscatalog.org/downloads/#dl_ftp_scoring for additional information
 #format_version=2.0
@@ -26,18 +26,9 @@ COLUMNS = "rsID\tchr_name\tchr_position\teffect_allele\tother_allele\teffect_wei
 ROWS = "rs11240779\t1\t808631\ta\tG\t0.00077622\nrs1921\tchr1\t949608\tA\tG\t-0.00583829\nrs99\t23\t5000\tT\tC\t1e-3\n"
 
 
-def write(path: Path, text: str) -> Path:
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "wt") as handle:
-            handle.write(text)
-    else:
-        path.write_text(text)
-    return path
-
-
 def test_reads_catalog_file_plain_and_gz(tmp_path):
-    plain = read_scoring_file(write(tmp_path / "a.txt", CATALOG_HEADER + COLUMNS + ROWS))
-    packed = read_scoring_file(write(tmp_path / "b.txt.gz", CATALOG_HEADER + COLUMNS + ROWS))
+    plain = read_scoring_file(write_text(tmp_path / "a.txt", CATALOG_HEADER + COLUMNS + ROWS))
+    packed = read_scoring_file(write_text(tmp_path / "b.txt.gz", CATALOG_HEADER + COLUMNS + ROWS))
     assert plain.variants.equals(packed.variants)
     assert (plain.score_id, plain.genome_build, plain.harmonized) == ("PGS000117", "GRCh37", False)
     assert plain.header["format_version"] == "2.0"
@@ -54,7 +45,7 @@ def test_harmonized_columns_win_and_missing_positions_fall_back_to_rsid(tmp_path
             "\thm_inferOtherAllele\n"
             "rs1\t1\t100\tA\t0.5\tENSEMBL\trs1\t1\t1100\tG\n"
             "rs2\t1\t200\tC\t0.5\tauthor-reported\trs2b\t\t\tA/T\n")
-    scoring = read_scoring_file(write(tmp_path / "PGS000001_hmPOS_GRCh38.txt", text), genome_build="GRCh38")
+    scoring = read_scoring_file(write_text(tmp_path / "PGS000001_hmPOS_GRCh38.txt", text), genome_build="GRCh38")
     assert scoring.harmonized and scoring.genome_build == "GRCh38"
     assert scoring.variants["pos"].to_list() == [1100, None]
     assert scoring.variants["rsid"].to_list() == ["rs1", "rs2b"]
@@ -63,7 +54,7 @@ def test_harmonized_columns_win_and_missing_positions_fall_back_to_rsid(tmp_path
 
 
 def test_score_id_falls_back_to_file_name(tmp_path):
-    scoring = read_scoring_file(write(tmp_path / "my_score.txt.gz", COLUMNS + ROWS))
+    scoring = read_scoring_file(write_text(tmp_path / "my_score.txt.gz", COLUMNS + ROWS))
     assert scoring.score_id == "my_score" and scoring.genome_build is None
 
 
@@ -87,7 +78,7 @@ def test_score_id_falls_back_to_file_name(tmp_path):
     (COLUMNS, "no variant rows"),
 ])
 def test_bad_files_raise_one_line_errors(tmp_path, text, message):
-    path = write(tmp_path / "bad.txt", text)
+    path = write_text(tmp_path / "bad.txt", text)
     with pytest.raises(InputError, match=message) as info:
         read_scoring_file(path)
     assert info.value.path == str(path)
@@ -95,16 +86,16 @@ def test_bad_files_raise_one_line_errors(tmp_path, text, message):
 
 
 def test_genome_build_mismatch_is_refused(tmp_path):
-    path = write(tmp_path / "a.txt", CATALOG_HEADER + COLUMNS + ROWS)
+    path = write_text(tmp_path / "a.txt", CATALOG_HEADER + COLUMNS + ROWS)
     assert read_scoring_file(path, genome_build="hg19").genome_build == "GRCh37"
     with pytest.raises(InputError, match=r"a.txt: genome build GRCh37 \(#genome_build\) differs"):
         read_scoring_file(path, genome_build="GRCh38")
-    unknown = write(tmp_path / "b.txt", "#genome_build=NR\n" + COLUMNS + ROWS)
+    unknown = write_text(tmp_path / "b.txt", "#genome_build=NR\n" + COLUMNS + ROWS)
     assert read_scoring_file(unknown, genome_build="GRCh38").genome_build is None
 
 
 def test_unknown_extra_columns_are_ignored_with_a_warning(tmp_path, caplog):
-    path = write(tmp_path / "a.txt", COLUMNS.replace("\n", "\tmy_note\n") + ROWS.replace("\n", "\tx\n"))
+    path = write_text(tmp_path / "a.txt", COLUMNS.replace("\n", "\tmy_note\n") + ROWS.replace("\n", "\tx\n"))
     scoring = read_scoring_file(path)
     assert scoring.variants.height == 3
     assert "my_note" in caplog.text

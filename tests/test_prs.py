@@ -18,6 +18,7 @@ from contig.errors import InputError
 from contig.modality import load_modality
 from contig.plinkio import write_bfile
 from contig.prs import output_paths, polygenic_scores, run_prs
+from text_files import write_text
 
 PLINK2 = shutil.which("plink2")
 needs_plink2 = pytest.mark.skipif(PLINK2 is None, reason="plink2 (Debian package plink2) not installed")
@@ -44,13 +45,7 @@ def write_scoring_file(path: Path, rows: list[dict], header: str = "#pgs_id={id}
     lines = [header.format(id=score_id) + "\t".join(columns)]
     for row in rows:
         lines.append("\t".join("" if row.get(c) is None else str(row[c]) for c in columns))
-    text = "\n".join(lines) + "\n"
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "wt") as handle:
-            handle.write(text)
-    else:
-        path.write_text(text)
-    return path
+    return write_text(path, "\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")

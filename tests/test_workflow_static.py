@@ -32,23 +32,27 @@ def test_demo_config_dry_run_plans_every_stage(tmp_path):
         assert f"rule {rule}:" in result.stdout
 
 
-def test_wrong_type_names_the_key(tmp_path):
-    result = run_snakemake(tmp_path, write_config(tmp_path, {"qc": {"mind": "high"}}), "-n")
+def rejected_dry_run(tmp_path: Path, overrides: dict) -> str:
+    """Dry-run the demo config with ``overrides``; it must fail. Returns all it printed."""
+    result = run_snakemake(tmp_path, write_config(tmp_path, overrides), "-n")
     assert result.returncode != 0
-    assert "'high' is not of type 'number'" in result.stdout + result.stderr
-    assert "mind" in result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    error = rejected_dry_run(tmp_path, {"qc": {"mind": "high"}})
+    assert "'high' is not of type 'number'" in error
+    assert "mind" in error
 
 
 def test_out_of_bounds_value_is_rejected(tmp_path):
-    result = run_snakemake(tmp_path, write_config(tmp_path, {"qc": {"maf": 0.7}}), "-n")
-    assert result.returncode != 0
-    assert "0.7 is greater than the maximum of 0.5" in result.stdout + result.stderr
+    error = rejected_dry_run(tmp_path, {"qc": {"maf": 0.7}})
+    assert "0.7 is greater than the maximum of 0.5" in error
 
 
 def test_unknown_key_is_named(tmp_path):
-    result = run_snakemake(tmp_path, write_config(tmp_path, {"qc": {"mafs": 0.01}}), "-n")
-    assert result.returncode != 0
-    assert "'mafs' was unexpected" in result.stdout + result.stderr
+    error = rejected_dry_run(tmp_path, {"qc": {"mafs": 0.01}})
+    assert "'mafs' was unexpected" in error
 
 
 def _real_data_inputs(tmp_path: Path) -> dict:
@@ -82,41 +86,36 @@ def test_valid_real_data_inputs_pass_validation(tmp_path):
 def test_missing_input_file_names_key_and_file(tmp_path, key):
     inputs = _real_data_inputs(tmp_path)
     inputs[key] = str(tmp_path / f"absent_{key}.tsv")
-    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
-    assert result.returncode != 0
-    assert f"config inputs.{key}: file not found: {inputs[key]}" in result.stdout + result.stderr
+    error = rejected_dry_run(tmp_path, {"inputs": inputs})
+    assert f"config inputs.{key}: file not found: {inputs[key]}" in error
 
 
 def test_missing_genotype_file_is_named(tmp_path):
     inputs = _real_data_inputs(tmp_path)
     (tmp_path / "g.bim").unlink()
-    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
-    assert result.returncode != 0
-    assert f"config inputs.genotypes: file not found: {tmp_path / 'g.bim'}" in result.stdout + result.stderr
+    error = rejected_dry_run(tmp_path, {"inputs": inputs})
+    assert f"config inputs.genotypes: file not found: {tmp_path / 'g.bim'}" in error
 
 
 def test_bad_sheet_value_names_file_row_and_column(tmp_path):
     inputs = _real_data_inputs(tmp_path)
     (tmp_path / "images.tsv").write_text("IID\tpath\teye\nA\ta.png\tleft\nB\tb.png\tmiddle\n")
-    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
-    assert result.returncode != 0
-    assert f"config inputs.images: {tmp_path / 'images.tsv'}, row 3, column 'eye'" in result.stdout + result.stderr
+    error = rejected_dry_run(tmp_path, {"inputs": inputs})
+    assert f"config inputs.images: {tmp_path / 'images.tsv'}, row 3, column 'eye'" in error
 
 
 def test_sheet_missing_required_column_is_named(tmp_path):
     inputs = _real_data_inputs(tmp_path)
     (tmp_path / "genes.tsv").write_text("chrom\tstart\tgene\n1\t10\tG1\n")
-    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
-    assert result.returncode != 0
-    assert "missing required column(s) end" in result.stdout + result.stderr
+    error = rejected_dry_run(tmp_path, {"inputs": inputs})
+    assert "missing required column(s) end" in error
 
 
 def test_non_integer_in_sheet_names_row_and_column(tmp_path):
     inputs = _real_data_inputs(tmp_path)
     (tmp_path / "genes.tsv").write_text("chrom\tstart\tend\tgene\n1\t10\t20\tG1\n2\tten\t30\tG2\n")
-    result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
-    assert result.returncode != 0
-    assert "row 3, column 'start': value 'ten' is not Int64" in result.stdout + result.stderr
+    error = rejected_dry_run(tmp_path, {"inputs": inputs})
+    assert "row 3, column 'start': value 'ten' is not Int64" in error
 
 
 def _schema_leaves(schema: dict, prefix: str = ""):

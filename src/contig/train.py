@@ -757,7 +757,8 @@ def _train(cfg: TrainConfig, stop: _StopFlag) -> Path:
         if dist.main:
             write_metrics(metrics, out)
     if dist.main:
-        write_metrics(metrics, out)  # also when resuming a finished run whose outputs were removed
+        if start_epoch >= cfg.epochs:  # resumed a finished run whose outputs were removed
+            write_metrics(metrics, out)
         save_torch_atomic({"format": MODEL_FORMAT, **base, "model": model.state_dict(),
                            "epochs": cfg.epochs, "metrics": metrics}, model_path)
         log.info("wrote %s", model_path)

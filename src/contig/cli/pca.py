@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from contig.cli.pca_plot import add_figure_arguments
 from contig.errors import InputError
 
 log = logging.getLogger("contig.pca")
@@ -28,11 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep standardized genotypes in memory up to this size (else stream)")
     parser.add_argument("--no-plot", action="store_true",
                         help="skip OUT.png (the workflow draws it with `contig pca-plot`)")
-    parser.add_argument("--density", action="store_true",
-                        help="aggregate-only figure: hexagonal-bin counts, cells with < 5 people "
-                             "hidden (for reports that must not show individuals)")
-    parser.add_argument("--color-by", default=None, metavar="FILE:COLUMN",
-                        help="colour the PC plot by COLUMN of a TSV with an IID column")
+    add_figure_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,15 +8,20 @@ import logging
 log = logging.getLogger("contig.pca")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--eigenvec", required=True, help="plink2-layout .eigenvec (#FID IID PC1 ...)")
-    parser.add_argument("--eigenval", required=True, help=".eigenval (one eigenvalue per line)")
-    parser.add_argument("--out", required=True, help="output PNG")
+def add_figure_arguments(parser: argparse.ArgumentParser) -> None:
+    """--density and --color-by, shared with `contig pca`."""
     parser.add_argument("--density", action="store_true",
                         help="aggregate-only figure: hexagonal-bin counts, cells with < 5 people "
                              "hidden (for reports that must not show individuals)")
     parser.add_argument("--color-by", default=None, metavar="FILE:COLUMN",
                         help="colour the scatter by COLUMN of a TSV with an IID column")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eigenvec", required=True, help="plink2-layout .eigenvec (#FID IID PC1 ...)")
+    parser.add_argument("--eigenval", required=True, help=".eigenval (one eigenvalue per line)")
+    parser.add_argument("--out", required=True, help="output PNG")
+    add_figure_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
