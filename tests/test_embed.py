@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import torch
 
+from contig.cli import main
 from contig.data import eval_images, read_image_cache
 from contig.embed import embed_people, load_trained_model
 from contig.errors import InputError
@@ -118,3 +119,47 @@ def test_cli_gathers_folds_into_one_parquet(folds, tmp_path):
     bad = subprocess.run(args[:-2] + ["--checkpoint", str(paths[0])], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "held out by both" in bad.stderr
+
+
+def test_both_eyes_only_keeps_people_with_both_eyes_and_embeds_the_asked_eye(folds, tmp_path, caplog):
+    cache, paths = folds
+    models = [load_trained_model(p) for p in paths]
+    _, index = read_image_cache(cache)
+    eyes = index.group_by("IID").agg("eye", "row")
+    both = sorted(r["IID"] for r in eyes.iter_rows(named=True) if set(r["eye"]) == {"left", "right"})
+    assert 0 < len(both) < eyes.height  # the toy cohort has one-eyed people to drop
+    tables = {eye: embed_people(models, cache, eye=eye, both_eyes_only=True)
+              for eye in ("left", "right")}
+    fold_of = {iid: k for k, m in enumerate(models)
+               for iid in m.split.filter(pl.col("set") == "test")["IID"]}
+    for eye, (table, report) in tables.items():
+        assert table["IID"].to_list() == both
+        assert f"{eyes.height - len(both)} more lacked an image of one eye" in report[-1]
+        for iid in both[:3]:
+            person = eyes.filter(pl.col("IID") == iid).row(0, named=True)
+            row = dict(zip(person["eye"], person["row"]))[eye]
+            got = table.filter(pl.col("IID") == iid).row(0)[1:]
+            assert_features_equal(got, direct_features(paths[fold_of[iid]], cache, [row]))
+    # left and right embeddings of one person differ (different images)
+    left, right = (tables[e][0].filter(pl.col("IID") == both[0]).row(0)[1:] for e in ("left", "right"))
+    assert np.abs(np.asarray(left) - np.asarray(right)).max() > 0
+    # the CLI flag (in-process: a subprocess would spend seconds importing torch)
+    out = tmp_path / "right.parquet"
+    args = ["embed", "--images", str(cache), "--out", str(out), "--eye", "right", "--both-eyes-only"]
+    for p in paths:
+        args += ["--checkpoint", str(p)]
+    with caplog.at_level("INFO", logger="contig.embed"):
+        assert main(args) == 0
+    assert pl.read_parquet(out)["IID"].to_list() == both
+    assert "without images of both eyes" in caplog.text
+
+
+def test_both_eyes_only_without_eye_labels_is_an_error(folds, tmp_path):
+    cache, paths = folds
+    npy, index = read_image_cache(cache)
+    prefix = tmp_path / "noeye"
+    np.save(f"{prefix}.npy", npy)
+    index.with_columns(pl.lit(None, dtype=pl.Utf8).alias("eye")).write_csv(
+        f"{prefix}.index.tsv", separator="\t")
+    with pytest.raises(InputError, match="both eyes"):
+        embed_people([load_trained_model(paths[0])], prefix, both_eyes_only=True)

@@ -99,3 +99,15 @@ def test_covariates_cli_errors(tmp_path, capsys, rows, needle):
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert status == 2 and "cov.tsv" in line and needle in line, line
     assert not (tmp_path / "out.tsv").exists()
+
+
+def test_spectrum_is_the_covariance_eigenvalue_share_and_is_drawn(tmp_path):
+    _, values, _, emb, covar = _embeddings(tmp_path)
+    result = make_phenotypes(emb, covar, n_pcs=3)
+    kept = values[np.array([True] * 3 + [False] + [True] * (len(values) - 4))]
+    eigen = np.sort(np.linalg.eigvalsh(np.cov(kept, rowvar=False)))[::-1]
+    np.testing.assert_allclose(result.spectrum, eigen / eigen.sum(), atol=1e-12)
+    np.testing.assert_allclose(result.spectrum[:3], result.pca.explained_ratio, rtol=1e-10)
+    assert main(["phenotypes", "--embeddings", str(emb), "--covar", str(covar), "--out",
+                 str(tmp_path / "s"), "--all-dims"]) == 0
+    assert (tmp_path / "s.spectrum.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

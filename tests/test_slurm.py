@@ -60,3 +60,47 @@ def test_workflow_runs_as_slurm_jobs(cluster, tmp_path):
     ran = {comment.removeprefix("rule_") for comment in jobs["comment"]}
     assert {"simulate", "qc", "pca", "snps", "prs", "burden"} <= ran, jobs
     assert jobs.filter(pl.col("state") != "COMPLETED").height == 0, jobs
+
+
+def _train_job_ids(started: str) -> list[tuple[str, str, str]]:
+    """(job id, state, exit code) of the rule_train SLURM jobs since ``started``."""
+    accounting = subprocess.run(
+        ["sacct", "-a", "-X", "-n", "-P", "-o", "JobID,Comment,State,ExitCode", "-S", started],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rows = [line.split("|") for line in accounting.strip().splitlines() if line]
+    return [(job, state, code) for job, comment, state, code in rows if comment == "rule_train"]
+
+
+def test_sigterm_checkpoints_and_the_retry_resumes(cluster, tmp_path):
+    """What SLURM does on preemption or at the time limit: SIGTERM to the training step. Training
+    checkpoints and exits 75; the profile's retry resubmits the job, which resumes."""
+    config = write_config(tmp_path, TINY | {
+        "pretrain": TINY["pretrain"] | {"methods": ["contig"], "n_folds": 1, "epochs": 40},
+    })
+    target = "results/pretrain/contig/holdout/model.pt"
+    # The stages before pretraining run locally; only training goes through SLURM.
+    local = run_snakemake(tmp_path, config, "results/images/cache_32.npy", "results/scores/burden.npz",
+                          "results/scores/prs.npz", "results/scores/snps.npz")
+    assert local.returncode == 0, local.stderr[-3000:]
+    started = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    command = [str(Path(os.sys.executable).parent / "snakemake"), "--snakefile",
+               str(ROOT / "workflow" / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+               str(config), "--profile", str(ROOT / "profiles" / "slurm"),
+               "--slurm-init-seconds-before-status-checks", "2", "--jobs", "1", target]
+    checkpoint = tmp_path / "results/pretrain/contig/holdout/checkpoint.pt"
+    with (tmp_path / "snakemake.log").open("w") as log:
+        run = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        jobs = _train_job_ids(started)
+        assert checkpoint.exists() and jobs, (tmp_path / "snakemake.log").read_text()[-3000:]
+        subprocess.run(["scancel", "--signal=TERM", jobs[0][0]], check=True)
+        assert run.wait(timeout=600) == 0, (tmp_path / "snakemake.log").read_text()[-3000:]
+    states = [(state, code) for _, state, code in _train_job_ids(started)]
+    assert states == [("FAILED", "75:0"), ("COMPLETED", "0:0")], states
+    train_log = (tmp_path / "logs/pretrain/contig/holdout.log").read_text()
+    assert "resumed from epoch" in train_log, train_log[-2000:]
+    assert (tmp_path / target).exists()

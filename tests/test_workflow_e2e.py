@@ -45,9 +45,27 @@ def test_every_stage_output_exists(finished_run):
         "results/gwas/contig/assoc.combined.parquet",
         "results/gwas/contig/loci.loci.tsv",
         "results/gwas/random/combined.manhattan.png",
+        "results/gwas/contig/parts/chr1-3.parquet",
+        "results/gwas/contig/parts/chr4-6.parquet",
+        "results/gwas/contig/sumstats/PC1.parquet",
+        "results/gwas/contig/sumstats/PC3.tsv.gz",
+        "results/gwas/contig/phenotypes.spectrum.png",
+        "results/embed/contig_left.parquet",
+        "results/gwas/random_right/loci.loci.tsv",
+        "results/explain/contig/attributions.features.tsv",
+        "results/explain/contig/attributions.precision.tsv",
+        "results/explain/contig/attributions.saliency.png",
+        "results/evaluate/probes.summary.tsv",
+        "results/evaluate/truth.tsv",
+        "results/evaluate/replication/contig.summary.tsv",
+        "results/evaluate/comparison.tsv",
+        "results/evaluate/comparison.md",
     ):
         assert (workdir / path).stat().st_size > 0, path
-    for stage in ("simulate", "genotypes", "scores", "images", "pretrain", "embed", "gwas"):
+    comparison = pl.read_csv(workdir / "results/evaluate/comparison.tsv", separator="\t")
+    assert comparison["method"].to_list() == ["contig", "random"]
+    for stage in ("simulate", "genotypes", "scores", "images", "pretrain", "embed", "gwas",
+                  "explain", "evaluate"):
         assert any((workdir / "logs" / stage).iterdir())
         assert any((workdir / "benchmarks" / stage).iterdir())
 
@@ -89,7 +107,8 @@ def test_burden_setting_reruns_burden_and_what_reads_it(finished_run):
 def test_gwas_setting_reruns_only_gwas_and_after(finished_run):
     workdir, _ = finished_run
     planned = planned_rules(workdir, {"gwas": {"maf": 0.05}})
-    assert planned == {"gwas", "clump", "gwas_plots", "all"}
+    assert planned == {"gwas", "gwas_gather", "clump", "gwas_plots", "truth", "replicate",
+                       "compare", "all"}
 
 
 def test_pretraining_setting_does_not_rerun_qc_or_scores(finished_run):
@@ -139,7 +158,8 @@ def test_report_is_built(finished_run):
     workdir, config = finished_run
     text = embedded_text(build_report(workdir, config).read_text(errors="replace"))
     for label in ("QC filters", "PGS matching", "Image QC", "training curves", "lead loci",
-                  "Manhattan", "QQ"):
+                  "Manhattan", "QQ", "variance spectrum", "attribution per feature",
+                  "probe metric vs label fraction", "methods compared", "loci replicated"):
         assert label in text, label
     # captions quote the thresholds in force
     assert "--mind 0.05" in text and "5e-08" in text
@@ -158,7 +178,7 @@ def test_report_renders_its_sections_in_a_browser(finished_run, tmp_path):
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", report.as_uri()], capture_output=True,
                          text=True, timeout=120).stdout
     for category in ("1. Genotype QC", "2. Genetic scores", "3. Images", "4. Pretraining",
-                     "5. GWAS"):
+                     "5. Embeddings", "6. GWAS", "7. Explainability", "8. Evaluation"):
         assert category in dom, category
     screenshot = workdir / "results" / "report.png"
     subprocess.run([CHROMIUM, *flags, "--window-size=1400,1000", f"--screenshot={screenshot}",
@@ -174,11 +194,13 @@ def test_default_report_holds_no_individual_data(finished_run):
         "report": {"individual_level": False}}
     config = write_config(workdir, private, name="private.yaml")
     planned = run_snakemake(workdir, config, "-n")
+    # the PC figure becomes a density and explain drops its per-person saliency maps
     assert set(re.findall(r"^(?:local)?rule (\w+):", planned.stdout, flags=re.MULTILINE)) == {
-        "pca_plot", "all"}
+        "pca_plot", "explain", "all"}
     result = run_snakemake(workdir, config)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(density)" in (workdir / "logs/genotypes/pca_plot.log").read_text()
+    assert not (workdir / "results/explain/contig/attributions.saliency.png").exists()
     text = embedded_text(build_report(workdir, config).read_text(errors="replace"))
     iids = pl.read_csv(workdir / "resources/demo/genotypes.fam", separator="\t",
                        has_header=False)[:, 1].cast(pl.Utf8).to_list()

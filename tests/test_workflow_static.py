@@ -57,8 +57,9 @@ def test_unknown_key_is_named(tmp_path):
 
 def _real_data_inputs(tmp_path: Path) -> dict:
     """Inputs of a minimal non-simulated cohort: empty but present files, valid sheets."""
-    for ext in (".bed", ".bim", ".fam"):
+    for ext in (".bed", ".fam"):
         (tmp_path / f"g{ext}").write_bytes(b"")
+    (tmp_path / "g.bim").write_text("1\trs1\t0\t100\tA\tG\n2\trs2\t0\t100\tC\tT\n")
     (tmp_path / "images.tsv").write_text("IID\tpath\teye\nA\ta.png\tleft\n")
     (tmp_path / "cov.tsv").write_text("IID\tage\tsex\tbatch\nA\t50\t1\tb1\n")
     (tmp_path / "genes.tsv").write_text("chrom\tstart\tend\tgene\n1\t10\t20\tG1\n")

@@ -14,6 +14,10 @@ its held-out (``test``) people:
 Eyes: ``left`` / ``right`` use that eye's image; a person with only the other eye is embedded from
 it (counted in the log); ``mean`` averages the features of all the person's images. Images with
 no eye label count as "other" for left/right.
+
+``both_eyes_only`` keeps only people with at least one left and one right image (others are
+dropped and counted): then ``left`` and ``right`` never fall back, so a left-eye and a right-eye
+GWAS are two measurements of the same people (replication across eyes).
 """
 
 from __future__ import annotations
@@ -85,6 +89,14 @@ def choose_images(people: PersonImages, eye: str) -> tuple[list[np.ndarray], int
     return chosen, fallback
 
 
+def has_both_eyes(people: PersonImages) -> np.ndarray:
+    """Whether each person has a left and a right image, ``(P,)`` bool."""
+    owner = np.repeat(np.arange(len(people)), people.n_images())
+    left = np.bincount(owner[people.eye == "left"], minlength=len(people)) > 0
+    right = np.bincount(owner[people.eye == "right"], minlength=len(people)) > 0
+    return left & right
+
+
 @torch.no_grad()
 def backbone_features(model: ContIGModel, cache: np.ndarray, rows_per_person: Sequence[np.ndarray],
                       image_size: int, device: torch.device | str = "cpu",
@@ -112,9 +124,10 @@ def backbone_features(model: ContIGModel, cache: np.ndarray, rows_per_person: Se
 
 def embed_people(models: Sequence[TrainedModel], cache_prefix: str | Path, eye: str = "left",
                  people: str = "test", device: torch.device | str = "cpu",
-                 batch_size: int = 128) -> tuple[pl.DataFrame, list[str]]:
+                 batch_size: int = 128, both_eyes_only: bool = False) -> tuple[pl.DataFrame, list[str]]:
     """Embeddings ``IID, dim_0000, ...`` (float32) of each model's held-out people (or, with
     ``people="all"`` and one model, of everyone in its split), and log lines with the counts.
+    ``both_eyes_only``: only those of them with both a left and a right image.
 
     Raises :class:`InputError` if two models hold out the same person or a person of a model's
     split has no image in the cache.
@@ -147,19 +160,30 @@ def embed_people(models: Sequence[TrainedModel], cache_prefix: str | Path, eye: 
             raise InputError(f"{len(missing)} people of the model's split have no image in the "
                              f"cache (first: {missing[0]!r})", f"{cache_prefix}.index.tsv")
         subset = all_images.subset(pos)
+        one_eye = 0
+        if both_eyes_only:
+            both = has_both_eyes(subset)
+            one_eye = int((~both).sum())
+            subset = subset.subset(np.flatnonzero(both))
         rows, fallback = choose_images(subset, eye)
         feats = backbone_features(tm.model, cache, rows, tm.image_size, device, batch_size)
-        report.append(f"{tm.path}: embedded {len(wanted)} {'held-out' if people == 'test' else ''} "
+        report.append(f"{tm.path}: embedded {len(subset)} {'held-out ' if people == 'test' else ''}"
                       f"people ({tm.method}, eye {eye}"
+                      + (f"; dropped {one_eye} without images of both eyes" if both_eyes_only else "")
                       + (f"; {fallback} lacked the {eye} eye and used their other image" if
                          eye != "mean" else "") + ")")
         frames.append(embedding_table(subset.iid, feats))
     table = pl.concat(frames).sort("IID") if frames else embedding_table(np.zeros(0, str),
                                                                          np.zeros((0, 0)))
+    if both_eyes_only and table.height == 0:
+        raise InputError("no person to embed has images of both eyes (the index's eye column must "
+                         "say left and right)", f"{cache_prefix}.index.tsv", column="eye")
     not_embedded = len(set(all_images.iid) - set(owner))
     report.append(f"{table.height} people embedded in total; {not_embedded} people of the image "
                   "cache were not embedded (training/validation people of every model, or not in "
-                  "any model's cohort)")
+                  "any model's cohort)"
+                  + (f"; {len(owner) - table.height} more lacked an image of one eye"
+                     if both_eyes_only else ""))
     return table, report
 
 

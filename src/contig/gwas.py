@@ -29,18 +29,20 @@ LOCO (``loco=``): for the variants of chromosome c, phenotype j is replaced by `
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
 import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy import special, stats
+from scipy import special
 
-from contig.atomic import atomic_paths
+from contig.atomic import atomic_directory, atomic_path, atomic_paths
 from contig.errors import InputError
 from contig.phenotypes import read_numeric_table
 from contig.plinkio import Genotypes
@@ -48,7 +50,7 @@ from contig.plinkio import Genotypes
 log = logging.getLogger("contig.gwas")
 
 GENOME_WIDE = 5e-8
-CHI2_1DF_MEDIAN = float(stats.chi2.ppf(0.5, 1))  # 0.454936...
+CHI2_1DF_MEDIAN = float(special.chdtri(1, 0.5))  # 0.454936...
 SUMSTATS_COLUMNS = ["CHROM", "GENPOS", "ID", "ALLELE0", "ALLELE1", "A1FREQ", "N", "BETA", "SE",
                     "CHISQ", "LOG10P"]
 LN10 = float(np.log(10.0))
@@ -85,14 +87,26 @@ def _log_betainc_continued_fraction(a: float, b: float, x: np.ndarray) -> np.nda
     return a * np.log(x) + b * np.log1p(-x) - np.log(a) - special.betaln(a, b) + np.log(h)
 
 
-def t_test_log10p(t: np.ndarray, df: float) -> np.ndarray:
+def t_test_log10p(t: np.ndarray, df: float, threads: int = 1) -> np.ndarray:
     """``−log10`` of the two-sided p-value of Student's t with ``df`` degrees of freedom.
 
     Exact (to double precision of the logarithm) for any |t|: where the p-value underflows,
     ``P(T > |t|) = I_x(df/2, 1/2)/2`` with ``x = df/(df + t²)`` is evaluated in log space.
-    NaN stays NaN.
+    NaN stays NaN. ``threads`` > 1 splits a large array over threads (scipy's ufuncs release the
+    GIL); the values are identical.
     """
-    t = np.abs(np.asarray(t, dtype=np.float64))
+    t = np.asarray(t, dtype=np.float64)
+    if threads > 1 and t.size >= 200_000:
+        flat = t.reshape(-1)
+        pieces = np.array_split(flat, threads)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = list(pool.map(lambda piece: _t_test_log10p(piece, df), pieces))
+        return np.concatenate(parts).reshape(t.shape)
+    return _t_test_log10p(t, df)
+
+
+def _t_test_log10p(t: np.ndarray, df: float) -> np.ndarray:
+    t = np.abs(t)
     with np.errstate(divide="ignore", invalid="ignore"):
         sf = special.stdtr(df, -t)
         log_sf = np.log(sf)
@@ -110,7 +124,7 @@ def lambda_gc(log10p: np.ndarray) -> float:
     if values.size == 0:
         return float("nan")
     median_p = 10.0 ** -np.median(values)
-    return float(stats.chi2.isf(median_p, 1) / CHI2_1DF_MEDIAN)
+    return float(special.chdtri(1, median_p) / CHI2_1DF_MEDIAN)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,28 +306,42 @@ def variant_counts(genotypes: Genotypes, sample_idx: np.ndarray | None) -> Varia
 
 
 class NumpyBackend:
-    """Centre a genotype chunk into a reused buffer and multiply it by the right-hand sides."""
+    """Centre genotype chunks into reused float buffers and multiply them by the right-hand sides.
+
+    Two buffers: the next chunk is centred (in a read-ahead thread) while this one is multiplied.
+    """
 
     def __init__(self, n_samples: int, chunk_size: int, dtype: np.dtype) -> None:
         self.dtype = np.dtype(dtype)
-        self.buffer = np.empty((chunk_size, n_samples), dtype=self.dtype)
+        self.buffers = [np.empty((chunk_size, n_samples), dtype=self.dtype) for _ in range(2)]
+        self.turn = 0
 
     def prepare(self, rhs: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(rhs, dtype=self.dtype)
 
+    def centre(self, genotypes: np.ndarray, mean: np.ndarray, has_missing: bool) -> np.ndarray:
+        """``G_c (m, n)``: int8 ``genotypes (m, n)`` minus their means, missing calls (-9) at 0."""
+        m = genotypes.shape[0]
+        centred = self.buffers[self.turn][:m]
+        self.turn = 1 - self.turn
+        np.subtract(genotypes, mean.astype(self.dtype)[:, None], out=centred)
+        if has_missing:
+            centred[genotypes < 0] = 0.0
+        return centred
+
+    def multiply(self, centred: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """``G_c · rhs`` as float64 ``(m, q)`` for ``rhs (n, q)``."""
+        return np.asarray(centred @ rhs, dtype=np.float64)
+
     def products(self, genotypes: np.ndarray, mean: np.ndarray, has_missing: bool,
                  rhs: np.ndarray) -> np.ndarray:
         """``G_c · rhs`` as float64 ``(m, q)`` for int8 ``genotypes (m, n)`` and ``rhs (n, q)``."""
-        m = genotypes.shape[0]
-        centred = self.buffer[:m]
-        np.subtract(genotypes, mean.astype(self.dtype)[:, None], out=centred)
-        if has_missing:
-            centred.reshape(-1)[np.flatnonzero(genotypes.reshape(-1) < 0)] = 0.0
-        return np.asarray(centred @ rhs, dtype=np.float64)
+        return self.multiply(self.centre(genotypes, mean, has_missing), rhs)
 
 
 class TorchBackend:
-    """The same arithmetic through torch (``device`` "cuda" or "cpu")."""
+    """The same arithmetic through torch (``device`` "cuda" or "cpu"): the int8 chunk is copied to
+    the device and centred there."""
 
     def __init__(self, n_samples: int, chunk_size: int, dtype: np.dtype, device: str) -> None:
         import torch
@@ -321,21 +349,47 @@ class TorchBackend:
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
-        self.buffer = torch.empty((chunk_size, n_samples), dtype=self.dtype, device=self.device)
+        self.buffers = [torch.empty((chunk_size, n_samples), dtype=self.dtype, device=self.device)
+                        for _ in range(2)]
+        self.turn = 0
 
     def prepare(self, rhs: np.ndarray):
         return self.torch.as_tensor(np.ascontiguousarray(rhs), device=self.device).to(self.dtype)
 
-    def products(self, genotypes: np.ndarray, mean: np.ndarray, has_missing: bool, rhs) -> np.ndarray:
+    def centre(self, genotypes: np.ndarray, mean: np.ndarray, has_missing: bool):
         torch = self.torch
         m = genotypes.shape[0]
-        g = torch.from_numpy(genotypes).to(self.device, non_blocking=True)
-        centred = self.buffer[:m]
+        g = torch.from_numpy(genotypes).to(self.device)
+        centred = self.buffers[self.turn][:m]
+        self.turn = 1 - self.turn
         centred.copy_(g)
         centred.sub_(torch.as_tensor(mean, device=self.device).to(self.dtype)[:, None])
         if has_missing:
             centred.masked_fill_(g < 0, 0.0)
-        return (centred @ rhs).to(torch.float64).cpu().numpy()
+        return centred
+
+    def multiply(self, centred, rhs) -> np.ndarray:
+        return (centred @ rhs).to(self.torch.float64).cpu().numpy()
+
+    def products(self, genotypes: np.ndarray, mean: np.ndarray, has_missing: bool, rhs) -> np.ndarray:
+        return self.multiply(self.centre(genotypes, mean, has_missing), rhs)
+
+
+def read_ahead(items: Iterable, transform: Callable) -> Iterator:
+    """Yield ``transform(item)`` for each item, computing the next one in a background thread
+    while the caller works on the current one (decoding overlaps the matrix products)."""
+    iterator = iter(items)
+    done = object()
+
+    def step():
+        item = next(iterator, done)
+        return done if item is done else transform(item)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(step)
+        while (result := future.result()) is not done:
+            future = pool.submit(step)
+            yield result
 
 
 def make_backend(device: str, n_samples: int, chunk_size: int, dtype: str):
@@ -398,8 +452,13 @@ def _make_target(y: np.ndarray, q: np.ndarray, backend, names: Sequence[str], pa
 def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | Path, covar: str | Path,
              loco: str | Path | None = None, chunk_size: int = 2048, device: str = "cpu",
              dtype: str = "float64", maf: float = 0.0, chroms: Sequence[str] | None = None,
-             pheno_cols: Sequence[str] | None = None, covar_cols: Sequence[str] | None = None) -> GwasResult:
-    """Association of every phenotype with every variant (see the module docstring)."""
+             pheno_cols: Sequence[str] | None = None, covar_cols: Sequence[str] | None = None,
+             threads: int = 2, allow_empty: bool = False) -> GwasResult:
+    """Association of every phenotype with every variant (see the module docstring).
+
+    ``allow_empty``: when no variant is left to test (e.g. a chromosome that QC emptied) return an
+    empty result instead of raising.
+    """
     genotypes = bfile if isinstance(bfile, Genotypes) else Genotypes.open(bfile)
     data = load_association_data(genotypes, pheno, covar, loco, pheno_cols, covar_cols)
     n, p = data.phenotypes.shape
@@ -420,12 +479,14 @@ def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | 
         selected &= ~low
     tested = np.flatnonzero(selected)
     counts["variants_tested"] = len(tested)
-    if len(tested) == 0:
+    if len(tested) == 0 and not allow_empty:
         raise InputError("no variant left to test", genotypes.parts[0].prefix)
     if loco is not None:
         absent = sorted(set(chrom_all[tested]) - set(data.loco))
         if absent:
             raise InputError(f"no LOCO predictions for chromosome(s) {', '.join(absent)}", loco)
+    if len(tested) == 0 and allow_empty:
+        log.warning("no variant left to test: writing empty results")
     backend = make_backend(device, n, chunk_size, dtype)
     targets: dict[str | None, _Target] = {}
 
@@ -443,32 +504,37 @@ def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | 
     beta = np.full((len(tested), p), np.nan)
     se = np.full((len(tested), p), np.nan)
     variant_idx = None if len(tested) == genotypes.n_variants else tested
-    row = 0
-    for _, chunk in genotypes.iter_chunks(chunk_size, data.sample_idx, variant_idx):
-        m = chunk.shape[0]
-        rows = slice(row, row + m)
+    first_row = 0
+
+    def centred(item: tuple[np.ndarray, np.ndarray]) -> tuple[slice, object]:
+        nonlocal first_row
+        chunk = item[1]
+        rows = slice(first_row, first_row + chunk.shape[0])
+        first_row = rows.stop
+        return rows, backend.centre(chunk, mean[rows], bool(missing[rows].any()))
+
+    chunks = genotypes.iter_chunks(chunk_size, data.sample_idx, variant_idx, n_buffers=2)
+    for rows, g_c in read_ahead(chunks if len(tested) else [], centred):
         # One product per run of one chromosome (LOCO changes the phenotypes per chromosome).
+        m = rows.stop - rows.start
         runs = _runs(chrom_tested[rows]) if loco is not None else [(0, m, None)]
         for start, stop, chrom in runs:
             target = target_for(chrom)
-            sub = slice(row + start, row + stop)
-            products = backend.products(chunk[start:stop], mean[sub], bool(missing[sub].any()),
-                                        target.rhs)
+            sub = slice(rows.start + start, rows.start + stop)
+            products = backend.multiply(g_c[start:stop], target.rhs)
             beta[sub], se[sub] = _ols_from_products(products, ssc[sub], polymorphic[sub], target.yy,
                                                     df)
-        row += m
     with np.errstate(invalid="ignore", divide="ignore"):
-        log10p = t_test_log10p(beta / se, df)
+        log10p = t_test_log10p(beta / se, df, threads)
     counts["variants_na"] = int(np.isnan(beta[:, 0]).sum())
-    variants = pl.DataFrame({
-        "CHROM": chrom_tested,
-        "GENPOS": bim["POS"].to_numpy()[tested],
-        "ID": bim["ID"].to_numpy()[tested],
-        "ALLELE0": bim["REF"].to_numpy()[tested],
-        "ALLELE1": bim["ALT"].to_numpy()[tested],
-        "A1FREQ": freq[tested],
-        "N": vc.n_observed[tested],
-    }).with_columns(pl.col("A1FREQ").fill_nan(None))
+    variants = bim[tested].select(
+        pl.col("CHROM").cast(pl.Utf8), pl.col("POS").cast(pl.Int64).alias("GENPOS"),
+        pl.col("ID").cast(pl.Utf8), pl.col("REF").cast(pl.Utf8).alias("ALLELE0"),
+        pl.col("ALT").cast(pl.Utf8).alias("ALLELE1"),
+    ).with_columns(
+        pl.Series("A1FREQ", freq[tested], dtype=pl.Float64).fill_nan(None),
+        pl.Series("N", vc.n_observed[tested], dtype=pl.Int64),
+    )
     return GwasResult(variants, data.pheno_names, beta, se, log10p, n, df, counts)
 
 
@@ -545,32 +611,55 @@ def summary_table(result: GwasResult) -> pl.DataFrame:
                         orient="row").with_columns(pl.col("LAMBDA_GC").fill_nan(None))
 
 
-def output_paths(out: str | Path, pheno_names: Sequence[str]) -> dict[str, Path]:
-    """Every file ``write_gwas_outputs`` writes, keyed by a short name."""
+def output_paths(out: str | Path, pheno_names: Sequence[str],
+                 per_pheno_dir: str | Path | None = None) -> dict[str, Path]:
+    """Every file ``write_gwas_outputs`` writes, keyed by a short name.
+
+    Per phenotype ``OUT.<pheno>.tsv.gz/.parquet``, or ``DIR/<pheno>.tsv.gz/.parquet`` with
+    ``per_pheno_dir``; then ``OUT.combined.parquet/.tsv.gz`` and ``OUT.summary.tsv``.
+    """
     out = str(out)
     paths = {}
     for name in pheno_names:
-        paths[f"{name}.tsv"] = Path(f"{out}.{name}.tsv.gz")
-        paths[f"{name}.parquet"] = Path(f"{out}.{name}.parquet")
+        stem = f"{out}.{name}" if per_pheno_dir is None else str(Path(per_pheno_dir) / name)
+        paths[f"{name}.tsv"] = Path(f"{stem}.tsv.gz")
+        paths[f"{name}.parquet"] = Path(f"{stem}.parquet")
     paths["combined.parquet"] = Path(f"{out}.combined.parquet")
     paths["combined.tsv"] = Path(f"{out}.combined.tsv.gz")
     paths["summary"] = Path(f"{out}.summary.tsv")
     return paths
 
 
+def _gzip_compress(data: bytes) -> bytes:
+    """gzip at level 1, through ISA-L when installed (same format, ~4x faster than zlib)."""
+    try:
+        from isal import igzip
+    except ImportError:  # pragma: no cover - isal is in requirements, the fallback is for envs
+        return gzip.compress(data, compresslevel=1, mtime=0)
+    return igzip.compress(data, compresslevel=1, mtime=0)
+
+
 def _write_tsv_gz(table: pl.DataFrame, path: Path) -> None:
     # Level 1: at level 6 compressing the per-phenotype files takes longer than the association.
-    path.write_bytes(gzip.compress(table.write_csv(separator="\t", null_value="NA").encode(),
-                                   compresslevel=1))
+    # mtime=0 keeps the bytes identical between runs (determinism).
+    path.write_bytes(_gzip_compress(table.write_csv(separator="\t", null_value="NA").encode()))
 
 
-def write_gwas_outputs(result: GwasResult, out: str | Path) -> dict[str, Path]:
-    """Write OUT.<pheno>.tsv.gz/.parquet, OUT.combined.parquet/.tsv.gz and OUT.summary.tsv, all
-    or none (atomic)."""
-    paths = output_paths(out, result.pheno_names)
-    keys = list(paths)
-    with atomic_paths([paths[k] for k in keys]) as temps:
-        tmp = dict(zip(keys, temps))
+def write_gwas_outputs(result: GwasResult, out: str | Path, per_pheno_dir: str | Path | None = None,
+                       threads: int = 2) -> dict[str, Path]:
+    """Write the per-phenotype files (OUT.<pheno>.* or DIR/<pheno>.*), OUT.combined.parquet/.tsv.gz
+    and OUT.summary.tsv, all or none (atomic; ``per_pheno_dir`` is built aside and renamed)."""
+    pheno_keys = [f"{name}.{ext}" for name in result.pheno_names for ext in ("tsv", "parquet")]
+    with contextlib.ExitStack() as stack:
+        folder = None if per_pheno_dir is None else stack.enter_context(atomic_directory(per_pheno_dir))
+        paths = output_paths(out, result.pheno_names, folder)
+        shared = [k for k in paths if k not in pheno_keys]
+        temps = stack.enter_context(atomic_paths([paths[k] for k in shared]))
+        tmp = dict(zip(shared, temps))
+        if folder is not None:
+            tmp |= {k: paths[k] for k in pheno_keys}
+        else:
+            tmp |= dict(zip(pheno_keys, stack.enter_context(atomic_paths([paths[k] for k in pheno_keys]))))
 
         def write_one(j: int) -> None:
             name = result.pheno_names[j]
@@ -578,14 +667,82 @@ def write_gwas_outputs(result: GwasResult, out: str | Path) -> dict[str, Path]:
             table.write_parquet(tmp[f"{name}.parquet"])
             _write_tsv_gz(table, tmp[f"{name}.tsv"])
 
-        # Formatting and gzip release the GIL: two writers keep both cores busy.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # Formatting and compression release the GIL: threads keep every core busy.
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             list(pool.map(write_one, range(len(result.pheno_names))))
         combined = combined_table(result)
         combined.write_parquet(tmp["combined.parquet"])
         _write_tsv_gz(combined, tmp["combined.tsv"])
         summary_table(result).write_csv(tmp["summary"], separator="\t", null_value="NA")
-    return paths
+    return output_paths(out, result.pheno_names, per_pheno_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# scatter / gather: one part per chromosome (or variant range), gathered into the outputs above
+
+PART_METADATA_KEY = "contig.gwas.part"
+
+
+def write_gwas_part(result: GwasResult, path: str | Path) -> None:
+    """One parquet holding a partial scan: the variant columns, ``BETA:<pheno>``, ``SE:<pheno>``,
+    ``LOG10P:<pheno>`` per phenotype, and (in the file metadata) phenotypes, people, df, counts."""
+    columns = {}
+    for j, name in enumerate(result.pheno_names):
+        columns[f"BETA:{name}"] = result.beta[:, j]
+        columns[f"SE:{name}"] = result.se[:, j]
+        columns[f"LOG10P:{name}"] = result.log10p[:, j]
+    table = pl.concat([result.variants, pl.DataFrame(columns, schema={c: pl.Float64 for c in columns})],
+                      how="horizontal")
+    meta = {"pheno_names": result.pheno_names, "n_samples": result.n_samples, "df": result.df,
+            "counts": result.counts}
+    with atomic_path(path) as tmp:
+        table.write_parquet(tmp, metadata={PART_METADATA_KEY: json.dumps(meta)})
+
+
+# Counts that add up over parts (variants); the others describe the people and are shared.
+_ADDITIVE_COUNTS = ("variants_tested", "variants_na", "variants_below_maf")
+
+
+def read_gwas_parts(paths: Sequence[str | Path]) -> GwasResult:
+    """Concatenate parts written by :func:`write_gwas_part` (in the order given) into one result.
+
+    Every part must come from the same phenotypes, people and covariates.
+    """
+    if not paths:
+        raise InputError("no parts to gather", "--parts")
+    tables, meta0 = [], None
+    for path in paths:
+        if not Path(path).exists():
+            raise InputError("file not found", path)
+        try:
+            meta = json.loads(pl.read_parquet_metadata(path)[PART_METADATA_KEY])
+            table = pl.read_parquet(path)
+        except Exception as error:  # noqa: BLE001 - any unreadable part is a bad input
+            raise InputError(f"not a part written by `contig gwas --part-out` ({error})", path) from None
+        if meta0 is None:
+            meta0 = meta
+        elif (meta["pheno_names"], meta["n_samples"], meta["df"]) != (
+                meta0["pheno_names"], meta0["n_samples"], meta0["df"]):
+            raise InputError(f"part disagrees with {paths[0]} on phenotypes, people or covariates",
+                             path)
+        tables.append(table)
+    table = pl.concat(tables, how="vertical")
+    names = meta0["pheno_names"]
+    counts = dict(meta0["counts"])
+    for key in _ADDITIVE_COUNTS:
+        values = [json.loads(pl.read_parquet_metadata(p)[PART_METADATA_KEY])["counts"].get(key)
+                  for p in paths]
+        if all(v is not None for v in values):
+            counts[key] = int(sum(values))
+    counts.pop("variants_other_chrom", None)
+
+    def matrix(prefix: str) -> np.ndarray:
+        return np.column_stack([table[f"{prefix}:{n}"].to_numpy() for n in names]) if len(table) else \
+            np.empty((0, len(names)))
+
+    variants = table.select(SUMSTATS_COLUMNS[:7])
+    return GwasResult(variants, list(names), matrix("BETA"), matrix("SE"), matrix("LOG10P"),
+                      int(meta0["n_samples"]), int(meta0["df"]), counts)
 
 
 def read_sumstats(path: str | Path) -> pl.DataFrame:

@@ -29,7 +29,8 @@ Input problems and what happens to them (``on_error``):
 - *header problems* (no ``IID`` or ``path`` column, unreadable manifest): always an
   :class:`~contig.errors.InputError`, whatever ``on_error`` says;
 - *row problems*: an empty IID/path, an ``eye`` that is not left/right, a path escaping the
-  manifest's folder (unless ``allow_outside_root``), a duplicate row (same IID and eye, or the
+  manifest's folder as written or through a symbolic link (unless ``allow_outside_root``),
+  a duplicate row (same IID and eye, or the
   same file; the first one is kept), a missing or zero-byte file, a file that is not a decodable
   PNG/JPEG, and a grayscale or 16-bit image that ``convert`` does not allow: with
   ``on_error="fail"`` the first one (checks run in the order of ``OUT.qc.tsv``, rows in file
@@ -192,18 +193,29 @@ def empty_or_invalid_values(rows: Sequence[ManifestRow], has_eye: bool) -> dict[
 
 def resolve_paths(rows: Sequence[ManifestRow], root: Path,
                   allow_outside_root: bool) -> dict[int, tuple[str, str]]:
-    """Resolve each path against ``root`` (lexically: symlinks inside the folder are fine).
+    """Resolve each path against ``root``; unless ``allow_outside_root``, return the rows whose
+    file is outside ``root``.
 
-    Returns the rows whose path leaves ``root`` (via ``..`` or an absolute path elsewhere),
-    unless ``allow_outside_root``.
+    A path leaves ``root`` as written (``..``, or an absolute path elsewhere), or through a
+    symbolic link: the manifest and its folder may come from someone else, and a link planted
+    there (``x.png -> /home/me/.ssh/id_rsa``) would otherwise be read. Links whose target stays
+    inside the folder, and a folder that is itself reached through a link, are fine.
     """
     root = Path(os.path.normpath(os.path.abspath(root)))
+    real_root = Path(os.path.realpath(root))
     bad: dict[int, tuple[str, str]] = {}
     for i, row in enumerate(rows):
         row.file = Path(os.path.normpath(root / row.path))
-        if not allow_outside_root and not row.file.is_relative_to(root):
+        if allow_outside_root:
+            continue
+        if not row.file.is_relative_to(root):
             bad[i] = ("path", f"path {row.path!r} is outside the manifest's folder {root} "
                               "(use --allow-outside-root to allow it)")
+            continue
+        real = Path(os.path.realpath(row.file))
+        if not real.is_relative_to(real_root):
+            bad[i] = ("path", f"path {row.path!r} leads through a symbolic link to {real}, outside "
+                              f"the manifest's folder {root} (use --allow-outside-root to allow it)")
     return bad
 
 
@@ -510,7 +522,12 @@ def load_image_cache(prefix: str | Path) -> tuple[np.ndarray, pl.DataFrame]:
     ``index`` the table ``row IID eye path crop source`` with ``row`` = position in ``images``.
     """
     paths = output_paths(prefix)
-    images = np.load(paths["npy"], mmap_mode="r")
+    if not paths["npy"].exists():
+        raise InputError("image cache not found (run `contig images`)", paths["npy"])
+    try:
+        images = np.load(paths["npy"], mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise InputError(f"not a .npy array ({str(error).splitlines()[0]})", paths["npy"]) from None
     index = read_tsv(paths["index"], required=["row", "IID", "eye", "path"], dtypes={"row": pl.Int64})
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
         raise InputError(f"expected a (n, S, S, 3) uint8 array, found {images.shape} {images.dtype}",
@@ -560,8 +577,11 @@ def build_image_cache(
                            resolve_paths(rows, manifest.parent, allow_outside_root))
     rows = checks.problems("duplicate rows", rows, duplicate_rows(rows))
     if keep_ids is not None:
+        n_rows = len(rows)
         rows = checks.drop(f"IID in --keep {keep}", rows, {
             i: ("IID", f"IID not in {keep}") for i, r in enumerate(rows) if r.iid not in keep_ids})
+        if n_rows and not rows:
+            raise InputError(f"none of the {n_rows} rows has an IID in --keep {keep}", manifest)
     rows = checks.problems("file exists and is not empty", rows, missing_or_empty_files(rows))
     if not rows:
         raise InputError("no images left after the manifest checks", manifest)

@@ -10,6 +10,7 @@ One ``.npz`` per modality holding:
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,15 +65,32 @@ def load_modality(path: str | Path) -> Modality:
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path)
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    if "X" in arrays:
-        X = arrays.pop("X")
-    elif "X_data" in arrays:
-        X = sp.csr_matrix(
-            (arrays.pop("X_data"), arrays.pop("X_indices"), arrays.pop("X_indptr")),
-            shape=tuple(arrays.pop("X_shape")),
-        )
-    else:
-        raise InputError("not a modality file (no X matrix)", path)
-    return Modality(arrays.pop("iid"), arrays.pop("feature"), X, arrays)
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":  # .npz files are zip archives
+            raise InputError("not a modality file (not an .npz archive)", path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # object arrays would need unpickling: refused, never loaded
+            raise InputError("not a modality file (holds pickled Python objects, which are not "
+                             "read)", path) from None
+        raise InputError(f"not a modality file ({str(error).splitlines()[0]})", path) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:  # a truncated or corrupt archive
+        raise InputError(f"not a modality file ({str(error).splitlines()[0]})", path) from None
+    missing = [k for k in ("iid", "feature") if k not in arrays]
+    if missing:
+        raise InputError(f"not a modality file (no {' or '.join(missing)} array)", path)
+    try:
+        if "X" in arrays:
+            X = arrays.pop("X")
+        elif {"X_data", "X_indices", "X_indptr", "X_shape"} <= set(arrays):
+            X = sp.csr_matrix(
+                (arrays.pop("X_data"), arrays.pop("X_indices"), arrays.pop("X_indptr")),
+                shape=tuple(arrays.pop("X_shape")),
+            )
+        else:
+            raise InputError("not a modality file (no X matrix)", path)
+        return Modality(arrays.pop("iid"), arrays.pop("feature"), X, arrays)
+    except (ValueError, TypeError) as error:  # inconsistent shapes or CSR arrays
+        raise InputError(f"not a modality file ({str(error).splitlines()[0]})", path) from None

@@ -65,15 +65,34 @@ def build_backbone(arch: str, weights: str | Path | None = None) -> tuple[nn.Mod
     return net, BACKBONE_DIMS[arch]
 
 
-def load_backbone_weights(net: nn.Module, path: str | Path) -> None:
-    """Load a local torchvision ResNet state dict into ``net`` (``fc`` keys skipped, rest strict)."""
+def load_weights_only(path: str | Path, what: str) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU; any failure is an :class:`InputError`.
+
+    ``weights_only`` unpickles tensors, plain containers and numbers only, so a file that would run
+    code when loaded is refused instead. torch's own message for that suggests loading with
+    ``weights_only=False``; ours does not, and says which object was refused.
+    """
     path = Path(path)
     if not path.exists():
-        raise InputError("weights file not found", path)
+        raise InputError(f"{what} not found", path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad input file
-        raise InputError(f"cannot load as a weights-only torch file ({error})", path) from None
+        text = str(error)
+        lines = [line.strip() for line in text.split("WeightsUnpickler error:", 1)[-1].splitlines()]
+        detail = next((line for line in lines if line and "Weights only load failed" not in line),
+                      type(error).__name__).split(" was not an allowed")[0][:200]
+        if "GLOBAL" in detail:  # a class or function to call: what code-running pickles hold
+            raise InputError(f"refusing to load: the {what} holds Python objects other than tensors "
+                             f"and plain containers ({detail}); only weights-only torch files are "
+                             "read", path) from None
+        raise InputError(f"cannot read the {what} as a weights-only torch file "
+                         f"({type(error).__name__}: {detail})", path) from None
+
+
+def load_backbone_weights(net: nn.Module, path: str | Path) -> None:
+    """Load a local torchvision ResNet state dict into ``net`` (``fc`` keys skipped, rest strict)."""
+    state = load_weights_only(path, "weights file")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -277,6 +277,7 @@ class PhenotypeResult:
     pca: EmbeddingPca | None
     dims: list[str]
     counts: dict[str, int] = field(default_factory=dict)
+    spectrum: np.ndarray | None = None  # (min(n, d),) variance share of every embedding PC
 
 
 def make_phenotypes(embeddings: str | Path, covar: str | Path, n_pcs: int | None = 10,
@@ -310,13 +311,26 @@ def make_phenotypes(embeddings: str | Path, covar: str | Path, n_pcs: int | None
     adjusted = residualize(raw, c)
     if rint:
         adjusted = rank_inverse_normal(adjusted)
-    return PhenotypeResult(iid, adjusted, names, pca, dims, counts)
+    return PhenotypeResult(iid, adjusted, names, pca, dims, counts, embedding_spectrum(values))
+
+
+def embedding_spectrum(embeddings: np.ndarray) -> np.ndarray:
+    """Share of the total variance of every principal component of ``embeddings (n, d)``."""
+    singular = np.linalg.svd(embeddings - embeddings.mean(axis=0), compute_uv=False)
+    variance = singular**2
+    return variance / max(variance.sum(), 1e-300)
 
 
 def write_phenotypes(result: PhenotypeResult, out: str | Path) -> dict[str, Path]:
-    """Write OUT.pheno.tsv and, with PCs, OUT.pca_loadings.tsv (dim x PC) and OUT.pca_variance.tsv."""
+    """Write OUT.pheno.tsv, OUT.spectrum.png (variance share of the embedding PCs) and, with PCs,
+    OUT.pca_loadings.tsv (dim x PC) and OUT.pca_variance.tsv."""
+    from contig.plots import embedding_spectrum_plot
+
     out = str(out)
-    paths = {"pheno": Path(out + ".pheno.tsv")}
+    paths = {"pheno": Path(out + ".pheno.tsv"), "spectrum": Path(out + ".spectrum.png")}
+    if result.spectrum is not None:
+        embedding_spectrum_plot(result.spectrum, len(result.names) if result.pca is not None else 0,
+                                paths["spectrum"])
     write_tsv(pl.DataFrame({"IID": result.iid, **{n: result.values[:, j] for j, n in enumerate(result.names)}}),
               paths["pheno"])
     if result.pca is not None:

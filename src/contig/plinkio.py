@@ -236,15 +236,18 @@ class Genotypes:
         chunk_size: int = 4096,
         sample_idx: np.ndarray | None = None,
         variant_idx: np.ndarray | None = None,
+        n_buffers: int = 1,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(variant_indices, genotypes)`` chunk by chunk.
 
         ``genotypes`` is int8 of shape ``(n_chunk_variants, n_selected_samples)``: ALT counts, -9 missing.
-        The buffer is reused between chunks: copy it if you keep it. ``variant_idx`` (sorted global
+        ``n_buffers`` buffers are reused in turn: a chunk stays valid while the next
+        ``n_buffers - 1`` are read (copy it to keep it longer). ``variant_idx`` (sorted global
         indices) restricts the variants; ``sample_idx`` (sorted) the samples.
         """
         n_out = self.n_samples if sample_idx is None else len(sample_idx)
-        buffer = np.empty((chunk_size, n_out), dtype=np.int8)
+        buffers = [np.empty((chunk_size, n_out), dtype=np.int8) for _ in range(max(1, n_buffers))]
+        n_read = 0
         for part_no, part in enumerate(self.parts):
             lo, hi = int(self.offsets[part_no]), int(self.offsets[part_no + 1])
             if hi == lo:
@@ -254,14 +257,16 @@ class Genotypes:
                 if variant_idx is None:
                     for start in range(lo, hi, chunk_size):
                         stop = min(start + chunk_size, hi)
-                        out = buffer[: stop - start]
+                        out = buffers[n_read % len(buffers)][: stop - start]
+                        n_read += 1
                         reader.read_range(start - lo, stop - lo, out, allele_idx=1)
                         yield np.arange(start, stop), out
                 else:
                     local = variant_idx[(variant_idx >= lo) & (variant_idx < hi)]
                     for start in range(0, len(local), chunk_size):
                         idx = local[start : start + chunk_size]
-                        out = buffer[: len(idx)]
+                        out = buffers[n_read % len(buffers)][: len(idx)]
+                        n_read += 1
                         reader.read_list(np.ascontiguousarray(idx - lo, dtype=np.uint32), out,
                                          allele_idx=1)
                         yield idx, out

@@ -130,6 +130,35 @@ def qq(sumstats: pl.DataFrame, path: str | Path, title: str = "") -> float:
     return lam
 
 
+def embedding_spectrum_plot(spectrum: np.ndarray, n_tested: int, path: str | Path,
+                            max_components: int = 50) -> None:
+    """Bar chart of the variance share of the first ``max_components`` embedding PCs (the
+    ``n_tested`` tested ones highlighted) with the cumulative share on a second axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = min(len(spectrum), max_components)
+    x = np.arange(1, k + 1)
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
+    colors = ["#1f4e79" if i < n_tested else "#9dc3e6" for i in range(k)]
+    ax.bar(x, 100 * spectrum[:k], color=colors, width=0.8)
+    ax.set_xlabel("embedding principal component")
+    ax.set_ylabel("variance explained (%)")
+    twin = ax.twinx()
+    twin.plot(x, 100 * np.cumsum(spectrum)[:k], color="#c55a11", linewidth=1.2)
+    twin.set_ylabel("cumulative (%)", color="#c55a11")
+    twin.set_ylim(0, 100)
+    title = f"{len(spectrum)} components"
+    if n_tested:
+        title += f"; the top {n_tested} (dark) explain {100 * spectrum[:n_tested].sum():.1f}% and are tested"
+    ax.set_title(title, fontsize=9)
+    ax.spines[["top"]].set_visible(False)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def _save(fig, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 

@@ -297,6 +297,24 @@ def check_unique_score_id(scoring: ScoringFile, seen: dict[str, Path]) -> None:
     seen[scoring.score_id] = scoring.path
 
 
+def check_same_build(scoring: ScoringFile, first: ScoringFile | None) -> ScoringFile | None:
+    """Scoring files reporting different genome builds cannot all match one .bim: refuse the
+    first that disagrees with ``first`` (the earliest file reporting a build).
+
+    Returns the new ``first``.
+    """
+    if scoring.genome_build is None:
+        return first
+    if first is None:
+        return scoring
+    if scoring.genome_build != first.genome_build:
+        key = "#HmPOS_build" if scoring.harmonized else "#genome_build"
+        raise InputError(f"genome build {scoring.genome_build} ({key}) differs from "
+                         f"{first.genome_build} of {first.path}; pass --genome-build with the "
+                         "genotypes' build to check every file against it", scoring.path)
+    return first
+
+
 def log_summary(row: dict) -> None:
     log.info("%s: %d of %d variants used (%.1f%%); dropped: %s", row["score"], row["matched"],
              row["variants_in_file"], 100 * row["fraction"],
@@ -316,12 +334,14 @@ def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequ
     genotypes = Genotypes.open(bfile)
     by_site, by_id = bim_lookup_tables(genotypes.bim)
     seen: dict[str, Path] = {}
+    first_build: ScoringFile | None = None  # the first file that reports a build
     used, summaries, logs = [], [], []
     handle = gzip.open(match_log_path, "wb", compresslevel=1) if match_log_path else None
     try:
         for number, path in enumerate(score_paths):
             scoring = read_scoring_file(path, genome_build)
             check_unique_score_id(scoring, seen)
+            first_build = check_same_build(scoring, first_build)
             match_log = match_scoring_file(scoring, by_site, by_id, keep_ambiguous)
             summary = summarize_matches(match_log, [scoring])
             log_summary(summary.row(0, named=True))

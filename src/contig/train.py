@@ -61,7 +61,7 @@ from contig.data import (
 from contig.errors import InputError
 from contig.losses import multimodal_loss, nt_xent_loss
 from contig.modality import load_modality
-from contig.models import ContIGModel, ModelConfig, build_model
+from contig.models import ContIGModel, ModelConfig, build_model, load_weights_only
 from contig.tables import write_tsv
 
 log = logging.getLogger("contig.train")
@@ -389,14 +389,11 @@ def save_torch_atomic(obj: Mapping, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint or model file with ``weights_only=True``."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - corrupt or foreign file
-        raise InputError(f"cannot read as a contig checkpoint ({error})", path) from None
+    """Read a checkpoint or model file with ``weights_only=True`` (see :func:`load_weights_only`)."""
+    saved = load_weights_only(path, "contig checkpoint")
+    if not isinstance(saved, dict):
+        raise InputError(f"not a contig checkpoint (holds a {type(saved).__name__}, not a dict)", path)
+    return saved
 
 
 def write_metrics(rows: Sequence[Mapping[str, float]], out: Path) -> None:

@@ -3,6 +3,8 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+from snakemake_interface_executor_plugins.settings import ExecMode
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
@@ -10,9 +12,25 @@ SRC_DIR = Path(workflow.basedir).parent / "src"
 sys.path.insert(0, str(SRC_DIR))
 
 from contig.errors import InputError  # noqa: E402
+from contig.runlock import clear_stale_locks, record_owner  # noqa: E402
 from contig.sheets import load_schema, validate_sheet  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
+
+# A snakemake killed with -9 leaves its locks and the next run would refuse to start: remove
+# them when the run that took them is gone (see contig.runlock).
+if workflow.exec_mode == ExecMode.DEFAULT and not workflow.dryrun:
+    stale = clear_stale_locks(".snakemake")
+    if stale is not None:
+        logger.warning(
+            f"Removed the locks of an earlier snakemake run (pid {stale}) that was killed "
+            "before releasing them; its incomplete jobs are rerun."
+        )
+
+
+onstart:
+    record_owner(".snakemake")
+
 
 INPUTS = config["inputs"]
 SIMULATED = INPUTS["simulate"]
@@ -127,6 +145,48 @@ GPU_RESOURCES = (
 )
 
 
+def genotype_chromosomes():
+    """The chromosomes of the input genotypes, in genome order (simulated: 1..n_chromosomes)."""
+    if SIMULATED:
+        return [str(c) for c in range(1, config["simulate"]["n_chromosomes"] + 1)]
+    from contig.plinkio import chromosome_sort_key, read_bim
+
+    chroms = set()
+    for path in genotype_files(INPUTS["genotypes"])[1::3]:
+        try:
+            chroms.update(read_bim(path)["CHROM"].cast(str).unique().to_list())
+        except InputError as error:
+            raise WorkflowError(f"config inputs.genotypes: {error.one_line()}")
+    if not chroms:
+        raise WorkflowError(
+            f"config inputs.genotypes: no variant in {INPUTS['genotypes']}"
+        )
+    return sorted(chroms, key=chromosome_sort_key)
+
+
+def gwas_parts():
+    """The GWAS scatter: part name -> chromosomes, config gwas.scatter contiguous groups (one
+    chromosome each when scatter >= the number of chromosomes)."""
+    chroms = genotype_chromosomes()
+    n_parts = min(config["gwas"]["scatter"], len(chroms))
+    size, extra = divmod(len(chroms), n_parts)
+    parts, start = {}, 0
+    for k in range(n_parts):
+        group = chroms[start : start + size + (k < extra)]
+        start += len(group)
+        name = f"chr{group[0]}" if len(group) == 1 else f"chr{group[0]}-{group[-1]}"
+        parts[name] = group
+    return parts
+
+
+GWAS_PARTS = gwas_parts()
+EYES = ["left", "right"]
+
+
+wildcard_constraints:
+    analysis=r"(contig|simclr|random)(_left|_right)?",
+
+
 def split_arg(wildcards):
     """--n-folds K --fold k for cross-fitting folds, --split TRAIN VAL TEST for the holdout."""
     if wildcards.fold == "holdout":
@@ -141,6 +201,69 @@ def loco_input(wildcards):
     return []
 
 
+LABELS = bool(INPUTS["labels"])
+REPLICATE_EYES = config["evaluate"]["replicate_eyes"]
+EXPLAIN = config["explain"]["enabled"] and "contig" in METHODS
+
+
+def comparison_inputs(wildcards):
+    """What the comparison table is built from: loci and training metrics of every method, plus
+    the truth check (simulated cohorts), replication across eyes and probes where enabled.
+    """
+    inputs = {
+        "loci": expand("results/gwas/{method}/loci.loci.tsv", method=METHODS),
+        "metrics": expand(
+            "results/pretrain/{method}/{fold}/metrics.tsv", method=METHODS, fold=FOLDS
+        ),
+    }
+    if SIMULATED:
+        inputs["truth"] = "results/evaluate/truth.tsv"
+    if REPLICATE_EYES:
+        inputs["replication"] = expand(
+            "results/evaluate/replication/{method}.summary.tsv", method=METHODS
+        )
+    if LABELS:
+        inputs["probes"] = "results/evaluate/probes.summary.tsv"
+    return inputs
+
+
+def comparison_args(wildcards, input):
+    """The `contig compare` options for the inputs of comparison_inputs."""
+    args = ["--loci", *(f"{m}={p}" for m, p in zip(METHODS, input.loci))]
+    args += ["--metrics"] + [
+        f"{m}=" + ",".join(f"results/pretrain/{m}/{fold}/metrics.tsv" for fold in FOLDS)
+        for m in METHODS
+    ]
+    if "truth" in input.keys():
+        args += ["--truth-table", input.truth]
+    if "replication" in input.keys():
+        args += [
+            "--replication",
+            *(f"{m}={p}" for m, p in zip(METHODS, input.replication)),
+        ]
+    if "probes" in input.keys():
+        args += [
+            "--probes",
+            input.probes,
+            "--probe",
+            *config["evaluate"]["compare_probes"],
+        ]
+    configs = " ".join(str(c) for c in workflow.configfiles) or "config/config.yaml"
+    args += ["--header", f"'Made by the workflow (rule compare; config {configs})'"]
+    return " ".join(args)
+
+
+def explain_report(name, caption, labels):
+    """An output of rule explain, shown in the report's explainability category."""
+    return report(
+        f"results/explain/contig/attributions.{name}",
+        caption=f"../report/{caption}.rst",
+        category="7. Explainability",
+        subcategory="contig",
+        labels=labels,
+    )
+
+
 def final_outputs():
     """Every target of a full run."""
     return [
@@ -153,4 +276,7 @@ def final_outputs():
         ),
         *expand("results/gwas/{method}/combined.manhattan.png", method=METHODS),
         *expand("results/gwas/{method}/loci.loci.tsv", method=METHODS),
+        *expand("results/gwas/{method}/phenotypes.spectrum.png", method=METHODS),
+        "results/evaluate/comparison.tsv",
+        *(["results/explain/contig/attributions.features.tsv"] if EXPLAIN else []),
     ]

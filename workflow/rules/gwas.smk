@@ -1,4 +1,6 @@
-# GWAS of embedding-derived phenotypes: covariates, phenotypes, association, clumping, plots.
+# GWAS of embedding-derived phenotypes: covariates, phenotypes, association (scattered over
+# chromosome groups, then gathered), clumping, plots. {analysis} is a method (contig, simclr,
+# random) or, for the replication across eyes, <method>_left / <method>_right.
 
 
 rule covariates:
@@ -23,12 +25,19 @@ rule covariates:
 
 rule phenotypes:
     input:
-        embeddings="results/embed/{method}.parquet",
+        embeddings="results/embed/{analysis}.parquet",
         covar="results/gwas/covariates.tsv",
     output:
-        pheno="results/gwas/{method}/phenotypes.pheno.tsv",
+        pheno="results/gwas/{analysis}/phenotypes.pheno.tsv",
+        spectrum=report(
+            "results/gwas/{analysis}/phenotypes.spectrum.png",
+            caption="../report/spectrum.rst",
+            category="5. Embeddings",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "figure": "variance spectrum"},
+        ),
     log:
-        "logs/gwas/{method}/phenotypes.log",
+        "logs/gwas/{analysis}/phenotypes.log",
     conda:
         "../../envs/genetics.yaml"
     params:
@@ -47,14 +56,14 @@ rule phenotypes:
 rule gwas_step1:
     input:
         genotypes=multiext("results/genotypes/cohort", ".bed", ".bim", ".fam"),
-        pheno="results/gwas/{method}/phenotypes.pheno.tsv",
+        pheno="results/gwas/{analysis}/phenotypes.pheno.tsv",
         covar="results/gwas/covariates.tsv",
     output:
-        "results/gwas/{method}/step1.loco.tsv.gz",
+        "results/gwas/{analysis}/step1.loco.tsv.gz",
     log:
-        "logs/gwas/{method}/step1.log",
+        "logs/gwas/{analysis}/step1.log",
     benchmark:
-        "benchmarks/gwas/{method}/step1.tsv"
+        "benchmarks/gwas/{analysis}/step1.tsv"
     conda:
         "../../envs/genetics.yaml"
     threads: 2
@@ -72,22 +81,17 @@ rule gwas_step1:
 rule gwas:
     input:
         genotypes=multiext("results/genotypes/cohort", ".bed", ".bim", ".fam"),
-        pheno="results/gwas/{method}/phenotypes.pheno.tsv",
+        pheno="results/gwas/{analysis}/phenotypes.pheno.tsv",
         covar="results/gwas/covariates.tsv",
         loco=loco_input,
     output:
-        combined="results/gwas/{method}/assoc.combined.parquet",
-        summary=report(
-            "results/gwas/{method}/assoc.summary.tsv",
-            caption="../report/gwas_summary.rst",
-            category="5. GWAS",
-            subcategory="{method}",
-            labels={"method": "{method}", "table": "per-phenotype summary"},
-        ),
+        "results/gwas/{analysis}/parts/{part}.parquet",
     log:
-        "logs/gwas/{method}/gwas.log",
+        "logs/gwas/{analysis}/parts/{part}.log",
     benchmark:
-        "benchmarks/gwas/{method}/gwas.tsv"
+        "benchmarks/gwas/{analysis}/parts/{part}.tsv"
+    wildcard_constraints:
+        part="|".join(GWAS_PARTS),
     conda:
         "../../envs/genetics.yaml"
     threads: 2
@@ -96,33 +100,65 @@ rule gwas:
         runtime=240,
     params:
         bfile=lambda wildcards, input: input.genotypes[0].removesuffix(".bed"),
-        out=lambda wildcards, output: output.combined.removesuffix(".combined.parquet"),
+        chroms=lambda wildcards: " ".join(GWAS_PARTS[wildcards.part]),
         loco=lambda wildcards, input: f"--loco {input.loco}" if input.loco else "",
         settings=config["gwas"],
     shell:
         "python -m contig gwas --bfile {params.bfile} --pheno {input.pheno}"
-        " --covar {input.covar} --out {params.out} --maf {params.settings[maf]}"
-        " --dtype {params.settings[dtype]} --chunk-size {params.settings[chunk_size]}"
-        " {params.loco} > {log} 2>&1"
+        " --covar {input.covar} --chrom {params.chroms} --part-out {output}"
+        " --maf {params.settings[maf]} --dtype {params.settings[dtype]}"
+        " --chunk-size {params.settings[chunk_size]} --threads {threads} {params.loco}"
+        " > {log} 2>&1"
+
+
+rule gwas_gather:
+    input:
+        parts=expand("results/gwas/{{analysis}}/parts/{part}.parquet", part=GWAS_PARTS),
+    output:
+        sumstats=directory("results/gwas/{analysis}/sumstats"),
+        combined="results/gwas/{analysis}/assoc.combined.parquet",
+        combined_tsv="results/gwas/{analysis}/assoc.combined.tsv.gz",
+        summary=report(
+            "results/gwas/{analysis}/assoc.summary.tsv",
+            caption="../report/gwas_summary.rst",
+            category="6. GWAS",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "table": "per-phenotype summary"},
+        ),
+    log:
+        "logs/gwas/{analysis}/gather.log",
+    benchmark:
+        "benchmarks/gwas/{analysis}/gather.tsv"
+    conda:
+        "../../envs/genetics.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        out=lambda wildcards, output: output.combined.removesuffix(".combined.parquet"),
+    shell:
+        "python -m contig gwas-gather --parts {input.parts} --out {params.out}"
+        " --per-pheno-dir {output.sumstats} --threads {threads} > {log} 2>&1"
 
 
 rule clump:
     input:
         genotypes=multiext("results/genotypes/cohort", ".bed", ".bim", ".fam"),
-        sumstats="results/gwas/{method}/assoc.combined.parquet",
-        pheno="results/gwas/{method}/phenotypes.pheno.tsv",
+        sumstats="results/gwas/{analysis}/assoc.combined.parquet",
+        pheno="results/gwas/{analysis}/phenotypes.pheno.tsv",
     output:
-        clumps="results/gwas/{method}/loci.clumps.tsv",
+        clumps="results/gwas/{analysis}/loci.clumps.tsv",
         loci=report(
-            "results/gwas/{method}/loci.loci.tsv",
+            "results/gwas/{analysis}/loci.loci.tsv",
             caption="../report/loci.rst",
-            category="5. GWAS",
-            subcategory="{method}",
-            labels={"method": "{method}", "table": "lead loci"},
+            category="6. GWAS",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "table": "lead loci"},
         ),
-        summary="results/gwas/{method}/loci.clump_summary.tsv",
+        summary="results/gwas/{analysis}/loci.clump_summary.tsv",
     log:
-        "logs/gwas/{method}/clump.log",
+        "logs/gwas/{analysis}/clump.log",
     conda:
         "../../envs/genetics.yaml"
     params:
@@ -138,30 +174,30 @@ rule clump:
 
 rule gwas_plots:
     input:
-        sumstats="results/gwas/{method}/assoc.combined.parquet",
-        loci="results/gwas/{method}/loci.loci.tsv",
+        sumstats="results/gwas/{analysis}/assoc.combined.parquet",
+        loci="results/gwas/{analysis}/loci.loci.tsv",
     output:
         manhattan=report(
-            "results/gwas/{method}/combined.manhattan.png",
+            "results/gwas/{analysis}/combined.manhattan.png",
             caption="../report/manhattan.rst",
-            category="5. GWAS",
-            subcategory="{method}",
-            labels={"method": "{method}", "figure": "Manhattan"},
+            category="6. GWAS",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "figure": "Manhattan"},
         ),
         qq=report(
-            "results/gwas/{method}/combined.qq.png",
+            "results/gwas/{analysis}/combined.qq.png",
             caption="../report/qq.rst",
-            category="5. GWAS",
-            subcategory="{method}",
-            labels={"method": "{method}", "figure": "QQ"},
+            category="6. GWAS",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "figure": "QQ"},
         ),
     log:
-        "logs/gwas/{method}/plots.log",
+        "logs/gwas/{analysis}/plots.log",
     conda:
         "../../envs/genetics.yaml"
     params:
         out=lambda wildcards, output: output.manhattan.removesuffix(".manhattan.png"),
     shell:
         "python -m contig gwas-plots --sumstats {input.sumstats} --loci {input.loci}"
-        " --out {params.out} --title '{wildcards.method}: min p x k over phenotypes'"
+        " --out {params.out} --title '{wildcards.analysis}: min p x k over phenotypes'"
         " > {log} 2>&1"

@@ -65,6 +65,10 @@ rule prs:
             for flag, on in (
                 ("--keep-ambiguous", config["prs"]["keep_ambiguous"]),
                 ("--no-mean-imputation", not config["prs"]["mean_imputation"]),
+                (
+                    f"--genome-build {config['prs']['genome_build']}",
+                    config["prs"]["genome_build"],
+                ),
             )
             if on
         ),

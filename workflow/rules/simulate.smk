@@ -13,6 +13,7 @@ rule simulate:
         labels=f"{config['simulate']['out']}/labels.tsv",
         truth=f"{config['simulate']['out']}/truth.tsv",
         traits=f"{config['simulate']['out']}/traits.tsv",
+        simulation=f"{config['simulate']['out']}/simulation.json",
     log:
         "logs/simulate/simulate.log",
     benchmark:

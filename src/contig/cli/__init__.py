@@ -28,10 +28,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "phenotypes": ("phenotypes", "GWAS phenotypes from embeddings: PCs or all dims, adjusted, RINT"),
     "gwas-step1": ("gwas_step1", "regenie-style whole-genome ridge regression: LOCO predictions"),
     "gwas": ("gwas", "exact OLS association of every phenotype with every variant"),
+    "gwas-gather": ("gwas_gather", "join per-chromosome GWAS parts into summary statistics"),
     "clump": ("clump", "LD clumping of summary statistics into loci (plink --clump meaning)"),
     "gwas-plots": ("plots", "Manhattan and QQ plots of summary statistics"),
+    "truth": ("truth", "check loci against the simulator's planted effects; λGC on null chromosomes"),
+    "replicate": ("replicate", "replication of loci between two GWAS (left and right eye)"),
+    "compare": ("compare", "one table comparing the methods: loci, truth, replication, probes, retrieval"),
     "train": ("train", "contrastive pretraining of the image encoder (contig, simclr, random)"),
     "embed": ("embed", "image embeddings of held-out people (gathers cross-fitting folds)"),
+    "evaluate": ("evaluate", "downstream probes on frozen embeddings: AUROC / quadratic kappa vs label fraction"),
+    "explain": ("explain", "integrated gradients of the contrastive loss over the genetic features"),
     "images": ("images", "validate the image manifest, crop the fundus field, resize, write a uint8 cache"),
 }
 

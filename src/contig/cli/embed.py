@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--people", choices=("test", "all"), default="test",
                         help="test: held-out people only (for GWAS, default); all: everyone in the "
                         "model's cohort (one model only)")
+    parser.add_argument("--both-eyes-only", action="store_true",
+                        help="embed only people with images of both eyes (with --eye left/right: "
+                        "that eye, never the other; for replication across eyes)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     models = [load_trained_model(path, device) for path in args.checkpoint]
     table, report = embed_people(models, args.images, eye=args.eye, people=args.people,
-                                 device=device, batch_size=args.batch_size)
+                                 device=device, batch_size=args.batch_size,
+                                 both_eyes_only=args.both_eyes_only)
     for line in report:
         log.info("%s", line)
     write_embeddings(table, args.out)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.gwas import run_gwas, summary_table, write_gwas_outputs
+from contig.cli.argtypes import positive_int
+
+from contig.gwas import GwasResult, run_gwas, summary_table, write_gwas_outputs, write_gwas_part
 
 log = logging.getLogger("contig.gwas")
 
@@ -17,9 +19,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TSV: IID + numeric phenotype columns (NA = missing; people missing any "
                              "phenotype are dropped)")
     parser.add_argument("--covar", required=True, help="TSV: IID + numeric covariate columns")
-    parser.add_argument("--out", required=True,
-                        help="output prefix: OUT.<pheno>.tsv.gz/.parquet, OUT.combined.parquet/.tsv.gz, "
-                             "OUT.summary.tsv")
+    outputs = parser.add_mutually_exclusive_group(required=True)
+    outputs.add_argument("--out",
+                         help="output prefix: OUT.<pheno>.tsv.gz/.parquet, OUT.combined.parquet/.tsv.gz, "
+                              "OUT.summary.tsv")
+    outputs.add_argument("--part-out", metavar="PART_PARQUET",
+                         help="scatter mode: write one part (usually with --chrom) for "
+                              "`contig gwas-gather`; a part with no variant left is allowed")
+    parser.add_argument("--per-pheno-dir", default=None, metavar="DIR",
+                        help="write the per-phenotype files as DIR/<pheno>.tsv.gz/.parquet "
+                             "(one folder, replaced as a whole) instead of OUT.<pheno>.*")
+    parser.add_argument("--threads", type=positive_int, default=2,
+                        help="threads for p-values and output writing (BLAS threads are set by "
+                             "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS)")
     parser.add_argument("--pheno-cols", nargs="+", default=None, metavar="COL",
                         help="test only these phenotype columns (default: all)")
     parser.add_argument("--covar-cols", nargs="+", default=None, metavar="COL",
@@ -42,7 +54,22 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("contig gwas: error: --chunk-size must be positive")
     result = run_gwas(args.bfile, args.pheno, args.covar, loco=args.loco, chunk_size=args.chunk_size,
                       device=args.device, dtype=args.dtype, maf=args.maf, chroms=args.chrom,
-                      pheno_cols=args.pheno_cols, covar_cols=args.covar_cols)
+                      pheno_cols=args.pheno_cols, covar_cols=args.covar_cols, threads=args.threads,
+                      allow_empty=args.part_out is not None)
+    log_counts(result, args.maf)
+    if args.part_out is not None:
+        write_gwas_part(result, args.part_out)
+        log.info("wrote part %s: %d variants x %d phenotypes", args.part_out, len(result.variants),
+                 len(result.pheno_names))
+        return 0
+    paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads)
+    log_summary(result)
+    log.info("wrote %d files with prefix %s", len(paths), args.out)
+    return 0
+
+
+def log_counts(result: GwasResult, maf: float) -> None:
+    """What the scan used and what every filter removed."""
     c = result.counts
     log.info("people: %d in .fam; %d without phenotype row, %d without covariate row%s; dropped %d "
              "missing a phenotype, %d missing a covariate%s; %d used", c["fam"], c["fam_without_pheno"],
@@ -55,13 +82,13 @@ def run(args: argparse.Namespace) -> int:
     if "variants_other_chrom" in c:
         log.info("variants on other chromosomes skipped: %d", c["variants_other_chrom"])
     if "variants_below_maf" in c:
-        log.info("variants below --maf %g skipped: %d", args.maf, c["variants_below_maf"])
+        log.info("variants below --maf %g skipped: %d", maf, c["variants_below_maf"])
     log.info("variants tested: %d (%d NA: monomorphic among the people used or explained by the "
              "covariates); %d phenotypes; df = %d", c["variants_tested"], c["variants_na"],
              len(result.pheno_names), result.df)
-    paths = write_gwas_outputs(result, args.out)
+
+
+def log_summary(result: GwasResult) -> None:
     for row in summary_table(result).iter_rows(named=True):
         log.info("%s: %d tested, %d at p < 5e-8, lambda_GC %s", row["PHENO"], row["N_TESTED"],
                  row["N_SIG_5E8"], "NA" if row["LAMBDA_GC"] is None else f"{row['LAMBDA_GC']:.3f}")
-    log.info("wrote %d files with prefix %s", len(paths), args.out)
-    return 0

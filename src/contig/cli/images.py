@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep only these IIDs (a .fam, or a TSV with an IID column); the others "
                              "are listed in OUT.excluded.tsv")
     parser.add_argument("--allow-outside-root", action="store_true",
-                        help="accept image paths outside the manifest's folder")
+                        help="accept image paths outside the manifest's folder (as written, or "
+                             "through a symbolic link)")
     parser.add_argument("--brightness-z", type=float, default=4.0,
                         help="drop images whose mean field brightness is more than this many robust "
                              "z-scores (median/MAD) from the median (default 4; 0 or inf: keep all)")

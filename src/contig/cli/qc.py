@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from contig.plinkio import Genotypes
-    from contig.qc import QCThresholds, read_keep_file, run_qc, write_qc_outputs
+    from contig.qc import (QCThresholds, keep_sample_indices, read_keep_file, run_qc,
+                           write_qc_outputs)
 
     thresholds = QCThresholds(mind=args.mind, geno=args.geno, maf=args.maf, hwe=args.hwe)
     try:
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     keep = read_keep_file(args.keep) if args.keep is not None else None
     genotypes = Genotypes.open(args.bfile)
     log.info("%d samples, %d variants in %s", genotypes.n_samples, genotypes.n_variants, args.bfile)
+    if keep is not None and not len(keep_sample_indices(genotypes.fam, keep)[0]):
+        raise InputError(f"none of the {keep.height} IDs is a sample of {args.bfile}", args.keep)
     result = run_qc(genotypes, thresholds, keep, chunk_size=args.chunk_size)
     if keep is not None:
         log.info("--keep: %d samples not in %s (e.g. no images) removed; %d IDs in %s match no sample",

@@ -1,0 +1,36 @@
+"""``contig gwas-gather``: join the per-chromosome parts of ``contig gwas --part-out`` into the
+summary statistics, the combined table and the per-phenotype summary."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from contig.cli.argtypes import positive_int
+from contig.cli.gwas import log_summary
+from contig.gwas import read_gwas_parts, write_gwas_outputs
+
+log = logging.getLogger("contig.gwas")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parts", required=True, nargs="+", metavar="PART_PARQUET",
+                        help="parts from `contig gwas --part-out`, in genome order")
+    parser.add_argument("--out", required=True,
+                        help="output prefix: OUT.combined.parquet/.tsv.gz, OUT.summary.tsv (and "
+                             "OUT.<pheno>.tsv.gz/.parquet unless --per-pheno-dir)")
+    parser.add_argument("--per-pheno-dir", default=None, metavar="DIR",
+                        help="write the per-phenotype files as DIR/<pheno>.tsv.gz/.parquet")
+    parser.add_argument("--threads", type=positive_int, default=2, help="threads for writing")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = read_gwas_parts(args.parts)
+    c = result.counts
+    log.info("gathered %d parts: %d variants (%d NA), %d phenotypes, %d people, df = %d",
+             len(args.parts), len(result.variants), c.get("variants_na", 0), len(result.pheno_names),
+             result.n_samples, result.df)
+    paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads)
+    log_summary(result)
+    log.info("wrote %d files with prefix %s", len(paths), args.out)
+    return 0
