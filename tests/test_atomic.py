@@ -177,6 +177,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("simulate/images.py", "write_eye_png"): "the simulator writes into a temporary directory that "
                                              "simulate_cohort renames into place as a whole",
     ("simulate/pgs.py", "write_scoring_file"): "writes an in-memory buffer, then atomic_path",
+    ("evaluate.py", "write_evaluation"): "its writer lambdas run on temporary paths from atomic_paths",
     ("explain.py", "plot_top_features"): "write_outputs passes temporary paths from atomic_paths",
     ("explain.py", "plot_modality_shares"): "write_outputs passes temporary paths from atomic_paths",
     ("explain.py", "plot_saliency"): "write_outputs passes temporary paths from atomic_paths",

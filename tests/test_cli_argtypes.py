@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from contig.cli.argtypes import float_in, positive_int, prune_window
+from contig.cli.argtypes import float_in, name_path, paths_by_name, positive_int, prune_window
 from contig.errors import InputError
 
 
@@ -28,3 +28,13 @@ def test_prune_window():
     assert prune_window(["200kb", "1", "0.1"]) is not None
     with pytest.raises(InputError, match="--indep-pairwise"):
         prune_window(["200kb", "1", "1.5"])
+
+
+def test_name_path_and_paths_by_name():
+    assert name_path("contig=results/a=b.tsv") == ("contig", "results/a=b.tsv")
+    for bad in ("contig", "=x.tsv", "contig="):
+        with pytest.raises(argparse.ArgumentTypeError):
+            name_path(bad)
+    assert paths_by_name([("a", "1"), ("b", "2")], "--loci") == {"a": "1", "b": "2"}
+    with pytest.raises(InputError, match="--loci: 'a' given twice"):
+        paths_by_name([("a", "1"), ("a", "2")], "--loci")

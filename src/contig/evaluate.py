@@ -22,6 +22,17 @@ fraction ``f`` and seed ``s`` a stratified subsample of the training people — 
 people, at least ``min_per_class`` of each class — trains the probe, which then predicts the whole
 test set, and metrics are computed on those full test predictions. A fraction that cannot give
 every class its minimum is recorded as skipped with the reason.
+
+Trait decodability (simulated cohorts, whose true image traits are known): how much of each
+quantitative trait (``IID`` + numeric columns, e.g. disc size, vessel density) a linear read-out
+of the embeddings recovers. A GWAS of embedding phenotypes can only find the loci of traits the
+embeddings encode, so this explains which planted loci a method can find. Per method and trait:
+K-fold cross-validated ridge regression on the standardized embeddings (scaler fitted on the
+training folds, unpenalized intercept); the folds are drawn once per person (seeded) and shared
+by every method and trait. In each outer training fold the penalty is chosen from a fixed grid by
+exact leave-one-out error, computed in closed form from one eigendecomposition of the training
+embeddings (:func:`ridge_loo_mse`). The score is the out-of-fold R² over all people,
+``1 − Σ(y − ŷ_oof)² / Σ(y − ȳ)²`` (negative when worse than predicting the mean).
 """
 
 from __future__ import annotations
@@ -394,6 +405,16 @@ class Label:
     n_missing: int
 
 
+def check_iids(sheet: pl.DataFrame, path: Path) -> None:
+    """Raise InputError on an empty or a duplicate IID (naming its row)."""
+    if sheet["IID"].is_null().any():
+        raise InputError("empty IID", path, int(sheet["IID"].is_null().arg_true()[0]) + 2, "IID")
+    duplicated = sheet["IID"].is_duplicated()
+    if duplicated.any():
+        row = int(duplicated.arg_true()[1])
+        raise InputError(f"duplicate IID {sheet['IID'][row]!r}", path, row + 2, "IID")
+
+
 def _number_or_none(text: str) -> float | None:
     try:
         return float(text)
@@ -415,12 +436,7 @@ def read_labels(path: str | Path,
         columns = [c for c in sheet.columns if c != "IID"]
     if not columns:
         raise InputError("no label columns besides IID", path)
-    if sheet["IID"].is_null().any():
-        raise InputError("empty IID", path, int(sheet["IID"].is_null().arg_true()[0]) + 2, "IID")
-    duplicated = sheet["IID"].is_duplicated()
-    if duplicated.any():
-        row = int(duplicated.arg_true()[1])
-        raise InputError(f"duplicate IID {sheet['IID'][row]!r}", path, row + 2, "IID")
+    check_iids(sheet, path)
     labels = []
     for name in dict.fromkeys(columns):
         values = sheet[name]
@@ -485,11 +501,16 @@ class Evaluation:
     n_common: int = 0
 
 
-def common_people(embedding_iids: Mapping[str, np.ndarray], label_iids: np.ndarray,
-                  labels_path: Path) -> tuple[np.ndarray, dict[str, dict[str, int]]]:
-    """Sorted IIDs with a label row and embeddings from every method, and per-method counts."""
-    labelled = set(label_iids.tolist())
-    common = set(labelled)
+def common_people(
+    embedding_iids: Mapping[str, np.ndarray], sheet_iids: np.ndarray, sheet_path: Path,
+    sheet: str = "label",
+) -> tuple[np.ndarray, dict[str, dict[str, int]]]:
+    """Sorted IIDs with a row in the sheet and embeddings from every method, and per-method counts.
+
+    ``sheet`` names the sheet's kind in the error raised when nobody is shared.
+    """
+    listed = set(sheet_iids.tolist())
+    common = set(listed)
     for iid in embedding_iids.values():
         common &= set(iid.tolist())
     counts = {}
@@ -497,18 +518,41 @@ def common_people(embedding_iids: Mapping[str, np.ndarray], label_iids: np.ndarr
         mine = set(iid.tolist())
         counts[method] = {
             "embeddings": len(mine),
-            "without_label_row": len(mine - labelled),
-            "label_rows_without_embedding": len(labelled - mine),
-            "missing_from_another_method": len((mine & labelled) - common),
+            "without_row": len(mine - listed),
+            "rows_without_embedding": len(listed - mine),
+            "missing_from_another_method": len((mine & listed) - common),
         }
     if not common:
-        raise InputError("no person has both a label row and embeddings from every method "
-                         f"({', '.join(embedding_iids)})", labels_path)
+        raise InputError(f"no person has both a {sheet} row and embeddings from every method "
+                         f"({', '.join(embedding_iids)})", sheet_path)
     return np.array(sorted(common)), counts
 
 
+EmbeddingTable = tuple[np.ndarray, np.ndarray]  # IIDs (n,), values (n, d)
+
+
+def load_embeddings(
+    embeddings: Mapping[str, str | Path | EmbeddingTable],
+) -> dict[str, EmbeddingTable]:
+    """{method: (iid (n,), values (n, d))}: parquet paths are read, loaded tables pass through."""
+    tables = {}
+    for method, source in embeddings.items():
+        if isinstance(source, tuple):
+            tables[method] = source
+        else:
+            iid, values, _ = read_embeddings(source)
+            tables[method] = (iid, values)
+    return tables
+
+
+def rows_of(iid: np.ndarray, people: np.ndarray) -> np.ndarray:
+    """Row of each of ``people (m,)`` in ``iid (n,)`` (all must be present)."""
+    row_of = {person: row for row, person in enumerate(iid)}
+    return np.array([row_of[person] for person in people], dtype=np.int64)
+
+
 def evaluate_embeddings(
-    embeddings: Mapping[str, str | Path],
+    embeddings: Mapping[str, str | Path | EmbeddingTable],
     labels: str | Path,
     label_columns: Sequence[str] | None = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
@@ -520,7 +564,8 @@ def evaluate_embeddings(
 ) -> Evaluation:
     """Probe every method's embeddings for every label at every fraction and seed.
 
-    ``embeddings`` maps a method name to its parquet. The train/test split of each label and the
+    ``embeddings`` maps a method name to its parquet (or its loaded table, see
+    :func:`load_embeddings`). The train/test split of each label and the
     training subsample of each (fraction, seed) depend only on ``seed``, the label name and the
     people, so all methods are fitted and scored on the same people.
     """
@@ -533,12 +578,9 @@ def evaluate_embeddings(
     if n_seeds < 1 or min_per_class < 1 or l2 < 0:
         raise InputError("seeds and the minimum per class must be >= 1, l2 >= 0")
     sheet_iids, label_list = read_labels(labels, label_columns)
-    tables = {method: read_embeddings(path) for method, path in embeddings.items()}
+    tables = load_embeddings(embeddings)
     common, people = common_people({m: t[0] for m, t in tables.items()}, sheet_iids, labels)
-    matrices = {}
-    for method, (iid, values, _) in tables.items():
-        row_of = {person: row for row, person in enumerate(iid)}
-        matrices[method] = values[[row_of[person] for person in common]]
+    matrices = {method: values[rows_of(iid, common)] for method, (iid, values) in tables.items()}
     common_set = set(common.tolist())
 
     rows: list[dict] = []
@@ -639,20 +681,333 @@ def probe_figure(summary: pl.DataFrame, kinds: Mapping[str, str]):
     return fig
 
 
-def write_evaluation(evaluation: Evaluation, out: str | Path) -> dict[str, Path]:
-    """Write ``OUT.probes.tsv``, ``OUT.summary.tsv`` and ``OUT.probes.png``, all or none."""
+# ---------------------------------------------------------------------------------------------
+# trait decodability: cross-validated ridge regression of known traits on the embeddings
+
+
+DEFAULT_ALPHAS = tuple(float(a) for a in 10.0 ** np.arange(-1.0, 8.25, 0.5))  # 0.1 ... 1e8
+DEFAULT_FOLDS = 5
+TRAIT_SCHEMA = {"method": pl.String, "trait": pl.String, "n": pl.Int64, "r2": pl.Float64,
+                "alpha_median": pl.Float64}
+
+
+@dataclass
+class Traits:
+    """A trait sheet: IIDs ``(n_rows,)``, numeric traits ``values (n_rows, n_traits)`` (NaN = missing).
+
+    ``ignored`` maps each left-out column to the reason (non-numeric, no values).
+    """
+
+    path: Path
+    iid: np.ndarray
+    names: list[str]
+    values: np.ndarray
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+def read_traits(path: str | Path, columns: Sequence[str] | None = None) -> Traits:
+    """Numeric trait columns of a sheet ``IID`` + columns (all numeric ones when ``columns`` is None).
+
+    Without ``columns``, non-numeric columns (e.g. ``population``) and empty ones are ignored and
+    reported in ``Traits.ignored``; a column named in ``columns`` must be numeric. Empty cells and
+    ``NA`` are missing values. Infinite or NaN values, an empty or duplicate IID, or no numeric
+    trait column at all raise InputError.
+    """
+    path = Path(path)
+    sheet = read_tsv(path, required=["IID", *(columns or [])])
+    explicit = columns is not None
+    candidates = list(dict.fromkeys(columns)) if explicit else [c for c in sheet.columns if c != "IID"]
+    check_iids(sheet, path)
+    names, values, ignored = [], [], {}
+    for name in candidates:
+        raw = sheet[name]
+        numbers = raw.cast(pl.Float64, strict=False)
+        bad = numbers.is_null() & raw.is_not_null()
+        if bad.any():
+            row = int(bad.arg_true()[0])
+            if explicit:
+                raise InputError(f"value {raw[row]!r} is not a number", path, row + 2, name)
+            ignored[name] = f"not numeric (row {row + 2}: {raw[row]!r})"
+            continue
+        if numbers.is_null().all():
+            if explicit:
+                raise InputError("trait has no values", path, None, name)
+            ignored[name] = "no values"
+            continue
+        array = numbers.to_numpy().astype(np.float64)  # nulls become NaN
+        non_finite = np.flatnonzero(np.isinf(array) | (np.isnan(array) & raw.is_not_null().to_numpy()))
+        if non_finite.size:
+            row = int(non_finite[0])
+            raise InputError(f"value {raw[row]!r} is not a finite number", path, row + 2, name)
+        names.append(name)
+        values.append(array)
+    if not names:
+        reasons = "; ".join(f"{c}: {why}" for c, why in ignored.items()) or "none"
+        raise InputError(f"no numeric trait columns besides IID (ignored columns: {reasons})", path)
+    return Traits(path, sheet["IID"].to_numpy().astype(str), names, np.column_stack(values), ignored)
+
+
+def assign_folds(n: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold index ``(n,)`` in ``0 .. n_folds − 1``: a random permutation dealt out in turn, so fold
+    sizes differ by at most one."""
+    folds = np.empty(n, dtype=np.int64)
+    folds[rng.permutation(n)] = np.arange(n) % n_folds
+    return folds
+
+
+def trait_folds(n: int, n_folds: int, seed: int) -> np.ndarray:
+    """The folds ``(n,)`` of the ``n`` trait people sorted by IID, for every method and trait."""
+    return assign_folds(n, n_folds, np.random.default_rng([seed, zlib.crc32(b"trait folds")]))
+
+
+def spectral_basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x (n, p) = Z Vᵀ`` with orthonormal ``V (p, r)`` and orthogonal columns of ``Z = x V (n, r)``.
+
+    Returns ``(Z, eig, V)`` with ``eig (r,)`` the squared singular values (``Z = U S`` of the thin
+    SVD). With ``n >= p`` from the eigendecomposition of the Gram matrix ``xᵀx`` (3x faster than an
+    SVD here; eigenvalues rounded below 0 are set to 0), otherwise from a thin SVD.
+    """
+    n, p = x.shape
+    if n >= p:
+        eig, right = np.linalg.eigh(x.T @ x)
+        return x @ right, np.clip(eig, 0.0, None), right
+    left, singular, right_t = np.linalg.svd(x, full_matrices=False)
+    return left * singular, singular**2, right_t.T
+
+
+def ridge_loo_mse(z: np.ndarray, eig: np.ndarray, y_centered: np.ndarray,
+                  alphas: np.ndarray) -> np.ndarray:
+    """Exact leave-one-out mean squared error ``(n_alphas, n_targets)`` of ridge regression.
+
+    The model is ``y = b + x·w`` with ``‖w‖²`` penalized by ``alpha`` and the intercept ``b`` not,
+    fitted to column-centred features ``x (n, p)`` given by :func:`spectral_basis` (``z (n, r)``,
+    ``eig (r,)``); ``y_centered (n, n_targets)`` are the targets minus their mean. The hat matrix
+    is ``H = 11ᵀ/n + Z diag(1/(eig + alpha)) Zᵀ`` (a penalized least-squares fit with a fixed
+    penalty), so the leave-one-out residual is ``e_i / (1 − H_ii)`` with ``e`` the full-data
+    residual: no refits.
+    """
+    n = z.shape[0]
+    inverse = 1.0 / (eig[:, None] + alphas[None, :])  # (r, A)
+    leverage = 1.0 / n + (z**2) @ inverse  # (n, A)
+    projected = z.T @ y_centered  # (r, t)
+    n_alphas, n_targets = len(alphas), y_centered.shape[1]
+    fitted = z @ (inverse[:, :, None] * projected[:, None, :]).reshape(len(eig), -1)
+    residual = y_centered[:, None, :] - fitted.reshape(n, n_alphas, n_targets)
+    return np.mean((residual / (1.0 - leverage)[:, :, None]) ** 2, axis=0)
+
+
+def select_alpha(mse: np.ndarray) -> np.ndarray:
+    """Index ``(n_targets,)`` of the smallest error in each column of ``mse (n_alphas, n_targets)``
+    (alphas ascending); ties go to the larger alpha, the simpler fit."""
+    reversed_best = np.argmin(mse[::-1], axis=0)
+    return mse.shape[0] - 1 - reversed_best
+
+
+def ridge_fold_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                       alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ridge on one training fold, penalty per target by leave-one-out; predict the test fold.
+
+    ``x_train (n_train, p)`` and ``x_test (n_test, p)`` are standardized by the training rows here;
+    ``y_train (n_train, n_targets)``. Returns predictions ``(n_test, n_targets)`` and the chosen
+    alpha indices ``(n_targets,)``. One decomposition serves every alpha and target.
+    """
+    x_train, x_test = standardize(x_train, x_test)
+    y_mean = y_train.mean(axis=0)
+    y_centered = y_train - y_mean
+    z, eig, right = spectral_basis(x_train)
+    chosen = select_alpha(ridge_loo_mse(z, eig, y_centered, alphas))
+    # w = V diag(1/(eig + alpha)) Zᵀ y, one alpha per target
+    coef = right @ ((z.T @ y_centered) / (eig[:, None] + alphas[chosen][None, :]))  # (p, t)
+    return y_mean + x_test @ coef, chosen
+
+
+def ridge_cv_predict(x: np.ndarray, y: np.ndarray, folds: np.ndarray,
+                     alphas: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold ridge predictions ``(n, n_targets)`` of ``y (n,)`` or ``(n, n_targets)`` from
+    ``x (n, p)``, and the alpha chosen in each fold ``(n_fold_ids, n_targets)``.
+
+    Each fold id in ``folds (n,)`` is predicted by a fit on all other rows (see
+    :func:`ridge_fold_predict`); with a single alpha this is scikit-learn's
+    ``cross_val_predict(make_pipeline(StandardScaler(), Ridge(alpha)), x, y, cv=folds)``.
+    """
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if alphas.ndim != 1 or alphas.size == 0 or not (alphas > 0).all() or (np.diff(alphas) <= 0).any():
+        raise ValueError("alphas must be positive and strictly increasing")
+    targets = y.reshape(len(y), -1).astype(np.float64)
+    predicted = np.empty_like(targets)
+    fold_ids = np.unique(folds)
+    chosen = np.empty((len(fold_ids), targets.shape[1]))
+    for k, fold in enumerate(fold_ids):
+        test = folds == fold
+        predicted[test], index = ridge_fold_predict(x[~test], targets[~test], x[test], alphas)
+        chosen[k] = alphas[index]
+    return predicted, chosen
+
+
+def out_of_fold_r2(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """``1 − Σ(y − predicted)² / Σ(y − ȳ)²`` per column of ``(n, n_targets)`` arrays (NaN if y is
+    constant)."""
+    residual = ((y - predicted) ** 2).sum(axis=0)
+    total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0), np.nan)
+
+
+@dataclass
+class TraitDecoding:
+    """Out-of-fold R² per method and trait (``table``, schema TRAIT_SCHEMA) and what lies behind it.
+
+    ``edges`` lists (method, trait, "smallest" | "largest", folds) where the chosen alpha sat at an
+    end of the grid; ``missing`` counts shared people without a value, per trait.
+    """
+
+    table: pl.DataFrame
+    methods: list[str]
+    traits: list[str]
+    people: dict[str, dict[str, int]]
+    n_common: int
+    missing: dict[str, int]
+    ignored: dict[str, str]
+    n_folds: int
+    alphas: tuple[float, ...]
+    edges: list[tuple[str, str, str, int]] = field(default_factory=list)
+
+
+def decode_traits(
+    embeddings: Mapping[str, str | Path | EmbeddingTable],
+    traits: Traits,
+    n_folds: int = DEFAULT_FOLDS,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    seed: int = 0,
+) -> TraitDecoding:
+    """Cross-validated ridge R² of every trait from every method's embeddings.
+
+    People: a trait row and embeddings from every method (sorted by IID; folds from
+    :func:`trait_folds`), and for each trait those with a value. Traits with the same people share
+    the SVDs.
+    """
+    alphas = tuple(sorted(float(a) for a in alphas))
+    if not alphas or min(alphas) <= 0 or len(set(alphas)) != len(alphas):
+        raise InputError("ridge alphas must be distinct positive numbers")
+    if n_folds < 2:
+        raise InputError(f"trait cross-validation needs at least 2 folds, got {n_folds}")
+    tables = load_embeddings(embeddings)
+    common, people = common_people({m: t[0] for m, t in tables.items()}, traits.iid, traits.path,
+                                   sheet="trait")
+    values = traits.values[rows_of(traits.iid, common)]  # (n_common, n_traits)
+    present = ~np.isnan(values)
+    for j, name in enumerate(traits.names):
+        if present[:, j].sum() < 2 * n_folds:
+            raise InputError(f"{int(present[:, j].sum())} people have a value and embeddings; "
+                             f"{n_folds}-fold cross-validation needs at least {2 * n_folds}",
+                             traits.path, None, name)
+    folds = trait_folds(len(common), n_folds, seed)
+    for j, name in enumerate(traits.names):
+        # missing values can leave a training fold nearly empty; a fit needs two people
+        sizes = np.bincount(folds[present[:, j]], minlength=n_folds)
+        if (sizes.sum() - sizes).min() < 2:
+            raise InputError(f"the people with a value fall almost all into one of the {n_folds} "
+                             f"folds (sizes {sizes.tolist()}); too few to train on",
+                             traits.path, None, name)
+    groups: dict[bytes, list[int]] = {}  # traits with the same people
+    for j in range(len(traits.names)):
+        groups.setdefault(np.packbits(present[:, j]).tobytes(), []).append(j)
+    r2, alpha_median = {}, {}
+    edges = []
+    for method, (iid, matrix) in tables.items():
+        x = matrix[rows_of(iid, common)]
+        for members in groups.values():
+            rows = present[:, members[0]]
+            y = values[np.ix_(rows, members)]
+            predicted, chosen = ridge_cv_predict(x[rows], y, folds[rows], alphas)
+            for column, j in enumerate(members):
+                name = traits.names[j]
+                r2[method, name] = float(out_of_fold_r2(y[:, column], predicted[:, column]))
+                alpha_median[method, name] = float(np.median(chosen[:, column]))
+                for side, end in (("smallest", alphas[0]), ("largest", alphas[-1])):
+                    hits = int((chosen[:, column] == end).sum())
+                    if hits and len(alphas) > 1:
+                        edges.append((method, name, side, hits))
+    rows_out = [{"method": method, "trait": name, "n": int(present[:, j].sum()),
+                 "r2": r2[method, name], "alpha_median": alpha_median[method, name]}
+                for method in tables for j, name in enumerate(traits.names)]
+    table = pl.DataFrame(rows_out, schema=TRAIT_SCHEMA).with_columns(
+        pl.col("r2").fill_nan(None))
+    return TraitDecoding(table, list(tables), list(traits.names), people, len(common),
+                         {name: int((~present[:, j]).sum()) for j, name in enumerate(traits.names)},
+                         dict(traits.ignored), n_folds, alphas, edges)
+
+
+def trait_figure(table: pl.DataFrame):
+    """Heatmap of out-of-fold R², methods (rows) × traits (columns), each cell annotated.
+
+    Colours span R² 0 to 1 (negative values take the colour of 0; the number shows the sign).
+    Returns the matplotlib figure (the caller saves and closes it).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = table["method"].unique(maintain_order=True).to_list()
+    names = table["trait"].unique(maintain_order=True).to_list()
+    grid = np.full((len(methods), len(names)), np.nan)
+    for row in table.iter_rows(named=True):
+        if row["r2"] is not None:
+            grid[methods.index(row["method"]), names.index(row["trait"])] = row["r2"]
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2.4, 0.55 * len(methods) + 1.8))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
+    image = ax.imshow(np.ma.masked_invalid(np.clip(grid, 0.0, 1.0)), cmap=cmap, vmin=0.0, vmax=1.0,
+                      aspect="auto")
+    for i in range(len(methods)):
+        for j in range(len(names)):
+            value = grid[i, j]
+            text = "NA" if np.isnan(value) else f"{value:.2f}"
+            dark = not np.isnan(value) and value < 0.6
+            ax.text(j, i, text, ha="center", va="center", fontsize="small",
+                    color="white" if dark else "black")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(methods)), methods)
+    ax.set_title("trait decodability: out-of-fold ridge R²")
+    fig.colorbar(image, ax=ax, label="R² (negative shown as 0)", fraction=0.05)
+    fig.tight_layout()
+    return fig
+
+
+def write_evaluation(evaluation: Evaluation | None, out: str | Path,
+                     traits: TraitDecoding | None = None) -> dict[str, Path]:
+    """Write the outputs, all or none: for the probes (``evaluation``) ``OUT.probes.tsv``,
+    ``OUT.summary.tsv`` and ``OUT.probes.png``; for ``traits`` ``OUT.traits.tsv`` and
+    ``OUT.traits.png``. Returns {name: path} of what was written."""
     import matplotlib.pyplot as plt
 
     out = str(out)
-    paths = {"probes": Path(f"{out}.probes.tsv"), "summary": Path(f"{out}.summary.tsv"),
-             "plot": Path(f"{out}.probes.png")}
-    summary = summarize(evaluation.probes)
-    fig = probe_figure(summary, evaluation.kinds)
+    writers = {}  # name -> (path, write(tmp_path))
+    figures = []
     try:
-        with atomic_paths(list(paths.values())) as (probes_tmp, summary_tmp, plot_tmp):
-            evaluation.probes.write_csv(probes_tmp, separator="\t", null_value="NA")
-            summary.write_csv(summary_tmp, separator="\t", null_value="NA")
-            fig.savefig(plot_tmp, format="png", dpi=120)
+        if evaluation is not None:
+            summary = summarize(evaluation.probes)
+            probe_fig = probe_figure(summary, evaluation.kinds)
+            figures.append(probe_fig)
+            writers["probes"] = (Path(f"{out}.probes.tsv"), lambda tmp: evaluation.probes.write_csv(
+                tmp, separator="\t", null_value="NA"))
+            writers["summary"] = (Path(f"{out}.summary.tsv"), lambda tmp: summary.write_csv(
+                tmp, separator="\t", null_value="NA"))
+            writers["plot"] = (Path(f"{out}.probes.png"), lambda tmp: probe_fig.savefig(
+                tmp, format="png", dpi=120))
+        if traits is not None:
+            trait_fig = trait_figure(traits.table)
+            figures.append(trait_fig)
+            writers["traits"] = (Path(f"{out}.traits.tsv"), lambda tmp: traits.table.write_csv(
+                tmp, separator="\t", null_value="NA"))
+            writers["traits_plot"] = (Path(f"{out}.traits.png"), lambda tmp: trait_fig.savefig(
+                tmp, format="png", dpi=120))
+        if not writers:
+            raise ValueError("nothing to write: no probes and no trait decodability")
+        with atomic_paths([path for path, _ in writers.values()]) as temporary:
+            for (_, write), tmp in zip(writers.values(), temporary):
+                write(tmp)
     finally:
-        plt.close(fig)
-    return paths
+        for fig in figures:
+            plt.close(fig)
+    return {name: path for name, (path, _) in writers.items()}

@@ -568,10 +568,13 @@ def _ols_from_products(products: np.ndarray, ssc: np.ndarray, polymorphic: np.nd
 
 def sumstats_table(result: GwasResult, j: int) -> pl.DataFrame:
     """The summary statistics of phenotype ``j``: SUMSTATS_COLUMNS, NA where untestable."""
+    beta, se = result.beta[:, j], result.se[:, j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chisq = (beta / se) ** 2
     return result.variants.with_columns(
-        pl.Series("BETA", result.beta[:, j]).fill_nan(None),
-        pl.Series("SE", result.se[:, j]).fill_nan(None),
-        pl.Series("CHISQ", result.chisq[:, j]).fill_nan(None),
+        pl.Series("BETA", beta).fill_nan(None),
+        pl.Series("SE", se).fill_nan(None),
+        pl.Series("CHISQ", chisq).fill_nan(None),
         pl.Series("LOG10P", result.log10p[:, j]).fill_nan(None),
     ).select(SUMSTATS_COLUMNS)
 

@@ -6,7 +6,28 @@ rule probes:
     input:
         embeddings=expand("results/embed/{method}.parquet", method=METHODS),
         labels=INPUTS["labels"] or [],
+        traits=f"{config['simulate']['out']}/traits.tsv" if SIMULATED else [],
     output:
+        **(
+            {
+                "traits": report(
+                    "results/evaluate/probes.traits.tsv",
+                    caption="../report/traits.rst",
+                    category="8. Evaluation",
+                    subcategory="trait decodability",
+                    labels={"table": "true traits decoded from the embeddings (R²)"},
+                ),
+                "traits_figure": report(
+                    "results/evaluate/probes.traits.png",
+                    caption="../report/traits.rst",
+                    category="8. Evaluation",
+                    subcategory="trait decodability",
+                    labels={"figure": "R² of the true traits"},
+                ),
+            }
+            if SIMULATED
+            else {}
+        ),
         probes="results/evaluate/probes.probes.tsv",
         summary=report(
             "results/evaluate/probes.summary.tsv",
@@ -37,13 +58,16 @@ rule probes:
             f"--embeddings {Path(p).stem}={p}" for p in input.embeddings
         ),
         out=lambda wildcards, output: output.probes.removesuffix(".probes.tsv"),
+        traits=lambda wildcards, input: (
+            f"--traits {input.traits}" if input.traits else ""
+        ),
         fractions=" ".join(str(f) for f in config["evaluate"]["fractions"]),
         settings=config["evaluate"],
     shell:
         # Many small L-BFGS fits: multithreaded BLAS only adds overhead (10x slower measured).
         "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1"
         " python -m contig evaluate {params.embeddings} --labels {input.labels}"
-        " --out {params.out} --fractions {params.fractions}"
+        " {params.traits} --out {params.out} --fractions {params.fractions}"
         " --seeds {params.settings[seeds]} --test-fraction {params.settings[test_fraction]}"
         " > {log} 2>&1"
 

@@ -8,15 +8,24 @@ from collections.abc import Sequence
 from contig.errors import InputError
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _int_at_least(text: str, low: int, complaint: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value} {complaint}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1, "is not a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _int_at_least(text, 0, "is negative")
 
 
 def float_in(low: float, high: float, include_low: bool = True):
@@ -47,3 +56,21 @@ def prune_window(values: Sequence[str] | None):
         return PruneWindow.parse(*values)
     except ValueError as error:
         raise InputError(f"--indep-pairwise: {error}") from None
+
+
+def name_path(text: str) -> tuple[str, str]:
+    """argparse type: ``NAME=PATH`` as (name, path)."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, path
+
+
+def paths_by_name(pairs: Sequence[tuple[str, str]], option: str) -> dict[str, str]:
+    """{name: path} from ``NAME=PATH`` pairs; a name given twice is an error."""
+    out: dict[str, str] = {}
+    for name, path in pairs:
+        if name in out:
+            raise InputError(f"{option}: {name!r} given twice ({out[name]} and {path})", "command line")
+        out[name] = path
+    return out

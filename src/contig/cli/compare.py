@@ -6,31 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-from collections.abc import Sequence
 
+from contig.cli.argtypes import name_path, paths_by_name
 from contig.compare import DEFAULT_PROBES, Probe, comparison_table, markdown_table, write_comparison
 from contig.errors import InputError
 
 log = logging.getLogger("contig.compare")
-
-
-def method_path(text: str) -> tuple[str, str]:
-    """argparse type: ``METHOD=PATH`` as (method, path)."""
-    method, sep, path = text.partition("=")
-    if not sep or not method or not path:
-        raise argparse.ArgumentTypeError(f"expected METHOD=PATH, got {text!r}")
-    return method, path
-
-
-def labelled_paths(pairs: Sequence[tuple[str, str]], option: str) -> dict[str, str]:
-    """{method: path} from ``METHOD=PATH`` pairs; a method given twice is an error."""
-    out: dict[str, str] = {}
-    for method, path in pairs:
-        if method in out:
-            raise InputError(f"{option}: method {method!r} given twice ({out[method]} and {path})",
-                             "command line")
-        out[method] = path
-    return out
 
 
 def _probe(text: str) -> Probe:
@@ -44,11 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", required=True, nargs="+", metavar="METHOD",
                         help="the rows of the table, in this order")
     parser.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.tsv and PREFIX.md")
-    parser.add_argument("--loci", nargs="+", action="extend", type=method_path, default=[],
+    parser.add_argument("--loci", nargs="+", action="extend", type=name_path, default=[],
                         metavar="METHOD=LOCI_TSV", help="`contig clump` OUT.loci.tsv (loci found)")
     parser.add_argument("--truth-table", default=None, metavar="TSV",
                         help="summary TSV of `contig truth` (simulated data)")
-    parser.add_argument("--replication", nargs="+", action="extend", type=method_path, default=[],
+    parser.add_argument("--replication", nargs="+", action="extend", type=name_path, default=[],
                         metavar="METHOD=SUMMARY_TSV",
                         help="OUT.summary.tsv of `contig replicate` (loci replicated across eyes)")
     parser.add_argument("--probes", default=None, metavar="TSV",
@@ -58,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"probe columns to show (default: {' '.join(DEFAULT_PROBES)})")
     parser.add_argument("--probe-fraction", type=float, default=1.0,
                         help="label fraction of the probe results shown (default 1.0)")
-    parser.add_argument("--metrics", nargs="+", action="extend", type=method_path, default=[],
+    parser.add_argument("--metrics", nargs="+", action="extend", type=name_path, default=[],
                         metavar="METHOD=METRICS_TSV[,METRICS_TSV...]",
                         help="`contig train` metrics.tsv of every fold of a method (comma-separated "
                              "or repeated): last epoch's validation top-1 retrieval, mean over folds")
@@ -91,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
     for method, paths in args.metrics:
         metrics.setdefault(method, []).extend(p for p in paths.split(",") if p)
     table, notes = comparison_table(
-        args.methods, loci=labelled_paths(args.loci, "--loci"), truth=args.truth_table,
-        replication=labelled_paths(args.replication, "--replication"), probes_path=args.probes,
+        args.methods, loci=paths_by_name(args.loci, "--loci"), truth=args.truth_table,
+        replication=paths_by_name(args.replication, "--replication"), probes_path=args.probes,
         probes=probes, probe_fraction=args.probe_fraction, metrics=metrics)
     given = {"--loci or --truth-table": bool(args.loci or args.truth_table),
              "--truth-table": bool(args.truth_table), "--replication": bool(args.replication),

@@ -1,4 +1,5 @@
-"""``contig evaluate``: downstream probes (logistic / ordinal) on frozen embeddings."""
+"""``contig evaluate``: downstream probes (logistic / ordinal) on frozen embeddings, and trait
+decodability (cross-validated ridge R² of known image traits)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,19 @@ import logging
 import time
 
 from contig.cli.argtypes import float_in, positive_int
-from contig.evaluate import DEFAULT_FRACTIONS, evaluate_embeddings, parse_embedding_specs, summarize, \
-    write_evaluation
+from contig.errors import InputError
+from contig.evaluate import (
+    DEFAULT_ALPHAS,
+    DEFAULT_FOLDS,
+    DEFAULT_FRACTIONS,
+    decode_traits,
+    evaluate_embeddings,
+    load_embeddings,
+    parse_embedding_specs,
+    read_traits,
+    summarize,
+    write_evaluation,
+)
 
 log = logging.getLogger("contig.evaluate")
 
@@ -16,9 +28,14 @@ log = logging.getLogger("contig.evaluate")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embeddings", required=True, action="append", metavar="METHOD=PARQUET",
                         help="a method's embeddings parquet (IID, dim_0000 ...); repeat per method")
-    parser.add_argument("--labels", required=True, help="TSV: IID + label columns")
+    parser.add_argument("--labels", default=None,
+                        help="TSV: IID + label columns, for the probes (--labels and/or --traits)")
+    parser.add_argument("--traits", default=None,
+                        help="TSV: IID + numeric trait columns (non-numeric columns are ignored), "
+                             "for trait decodability: OUT.traits.tsv, OUT.traits.png")
     parser.add_argument("--out", required=True,
-                        help="output prefix: OUT.probes.tsv, OUT.summary.tsv, OUT.probes.png")
+                        help="output prefix: OUT.probes.tsv, OUT.summary.tsv, OUT.probes.png "
+                             "(with --labels), OUT.traits.tsv, OUT.traits.png (with --traits)")
     parser.add_argument("--labels-columns", nargs="+", default=None, metavar="COL",
                         help="probe these label columns only (default: all but IID)")
     parser.add_argument("--fractions", nargs="+", type=float_in(0, 1, include_low=False),
@@ -33,23 +50,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "negative log-likelihood (= scikit-learn C = 1/l2; default 1)")
     parser.add_argument("--min-per-class", type=positive_int, default=2,
                         help="fewest training people per class in a subsample (default 2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of splits and subsamples (default 0)")
+    parser.add_argument("--trait-columns", nargs="+", default=None, metavar="COL",
+                        help="decode these trait columns only; they must be numeric (default: "
+                             "every numeric column but IID)")
+    parser.add_argument("--trait-folds", type=positive_int, default=DEFAULT_FOLDS,
+                        help=f"cross-validation folds for trait decodability (default {DEFAULT_FOLDS})")
+    parser.add_argument("--ridge-alphas", nargs="+", type=float_in(0, float("inf"), include_low=False),
+                        default=list(DEFAULT_ALPHAS), metavar="A",
+                        help="ridge penalties to choose from by leave-one-out error inside each "
+                             "training fold (default 10^-1 ... 10^8, half-decade steps)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of splits, subsamples and trait folds (default 0)")
 
 
-def run(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    methods = parse_embedding_specs(args.embeddings)
-    result = evaluate_embeddings(methods, args.labels, label_columns=args.labels_columns,
-                                 fractions=args.fractions, n_seeds=args.seeds,
-                                 test_fraction=args.test_fraction, l2=args.l2, seed=args.seed,
-                                 min_per_class=args.min_per_class)
-    for method, c in result.people.items():
-        log.info("%s: %d people with embeddings; %d of them have no row in %s (dropped), %d label "
+def log_people(people: dict[str, dict[str, int]], sheet: str, path: str, n_common: int) -> None:
+    """Log who each method's embeddings lose against a sheet, and how many are shared."""
+    for method, c in people.items():
+        log.info("%s: %d people with embeddings; %d of them have no row in %s (dropped), %d %s "
                  "rows have no embedding, %d dropped for lacking another method's embedding",
-                 method, c["embeddings"], c["without_label_row"], args.labels,
-                 c["label_rows_without_embedding"], c["missing_from_another_method"])
-    log.info("%d people have a label row and embeddings from all %d methods", result.n_common,
-             len(result.methods))
+                 method, c["embeddings"], c["without_row"], path, c["rows_without_embedding"], sheet,
+                 c["missing_from_another_method"])
+    log.info("%d people have a %s row and embeddings from all %d methods", n_common, sheet,
+             len(people))
+
+
+def log_probes(result, labels_path: str) -> None:
+    log_people(result.people, "label", labels_path, result.n_common)
     for name, c in result.labels.items():
         sizes = ", ".join(f"{k}: {n}" for k, n in zip(c["classes"], c["class_sizes"]))
         log.info("label %s (%s; classes %s): %d people without a value dropped, %d used -> "
@@ -62,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
     failed = probes.filter(probes["status"].str.starts_with("not converged"))
     if failed.height:
         log.warning("%d probe fits did not converge (left out of the summary)", failed.height)
-    paths = write_evaluation(result, args.out)
     for row in summarize(probes).iter_rows(named=True):
         if row["mean"] is None:
             value = "no probe (all seeds skipped or failed)"
@@ -71,6 +96,49 @@ def run(args: argparse.Namespace) -> int:
             value = f"{row['mean']:.3f} ± {sd} over {row['n_seeds']} seeds"
         log.info("%s %s %s at fraction %g: %s", row["method"], row["label"], row["metric"],
                  row["fraction"], value)
-    log.info("wrote %s, %s, %s in %.1f s", paths["probes"], paths["summary"], paths["plot"],
-             time.perf_counter() - started)
+
+
+def log_traits(decoding, traits_path: str) -> None:
+    for column, reason in decoding.ignored.items():
+        log.info("trait sheet column %s ignored: %s", column, reason)
+    log_people(decoding.people, "trait", traits_path, decoding.n_common)
+    for name, missing in decoding.missing.items():
+        log.info("trait %s: %d people without a value dropped, %d used in %d-fold cross-validation",
+                 name, missing, decoding.n_common - missing, decoding.n_folds)
+    for method, name, side, hits in decoding.edges:
+        log.warning("%s %s: the %s ridge alpha (%g) was chosen in %d of %d folds; the grid may be "
+                    "too narrow", method, name, side,
+                    decoding.alphas[0] if side == "smallest" else decoding.alphas[-1], hits,
+                    decoding.n_folds)
+    for row in decoding.table.iter_rows(named=True):
+        if row["r2"] is None:
+            log.warning("%s %s: R² undefined (the trait is constant)", row["method"], row["trait"])
+        else:
+            log.info("%s %s: out-of-fold R² %.3f (n %d, median alpha %g)", row["method"],
+                     row["trait"], row["r2"], row["n"], row["alpha_median"])
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    if args.labels is None and args.traits is None:
+        raise InputError("nothing to evaluate: give --labels (probes) and/or --traits (trait "
+                         "decodability)")
+    methods = parse_embedding_specs(args.embeddings)
+    traits = read_traits(args.traits, args.trait_columns) if args.traits else None  # fail early
+    tables = load_embeddings(methods)
+    result = decoding = None
+    if args.labels is not None:
+        result = evaluate_embeddings(tables, args.labels, label_columns=args.labels_columns,
+                                     fractions=args.fractions, n_seeds=args.seeds,
+                                     test_fraction=args.test_fraction, l2=args.l2, seed=args.seed,
+                                     min_per_class=args.min_per_class)
+    if traits is not None:
+        decoding = decode_traits(tables, traits, n_folds=args.trait_folds, alphas=args.ridge_alphas,
+                                 seed=args.seed)
+    if result is not None:
+        log_probes(result, args.labels)
+    if decoding is not None:
+        log_traits(decoding, args.traits)
+    paths = write_evaluation(result, args.out, traits=decoding)
+    log.info("wrote %s in %.1f s", ", ".join(map(str, paths.values())), time.perf_counter() - started)
     return 0

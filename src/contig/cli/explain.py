@@ -10,8 +10,7 @@ from pathlib import Path
 
 import torch
 
-from contig.cli.argtypes import float_in, positive_int
-from contig.cli.train import modality_arg
+from contig.cli.argtypes import float_in, name_path, non_negative_int, positive_int
 from contig.embed import EYES
 from contig.errors import InputError
 from contig.explain import (
@@ -37,17 +36,6 @@ from contig.plinkio import read_bim
 log = logging.getLogger("contig.explain")
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--images", required=True, metavar="PREFIX",
@@ -55,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument("--checkpoint", required=True, action="append", metavar="MODEL_PT",
                     help="model.pt from `contig train --method contig`; repeat once per fold: "
                     "each model explains people its fold held out")
-    io.add_argument("--modality", type=modality_arg, action="append", default=[],
+    io.add_argument("--modality", type=name_path, action="append", default=[],
                     metavar="NAME=NPZ", required=True,
                     help="genetic modality file, repeatable; exactly the models' modalities")
     io.add_argument("--out", required=True, metavar="OUT_PREFIX",

@@ -9,24 +9,17 @@ from __future__ import annotations
 import argparse
 import logging
 
+from contig.cli.argtypes import name_path
 from contig.train import EXIT_PREEMPTED, METHODS, TrainConfig, TrainingPreempted, train
 
 log = logging.getLogger("contig.train")
-
-
-def modality_arg(text: str) -> tuple[str, str]:
-    """argparse type: NAME=PATH."""
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
-    return name, path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--images", required=True, metavar="PREFIX",
                     help="image cache from `contig images` (PREFIX.npy, PREFIX.index.tsv)")
-    io.add_argument("--modality", type=modality_arg, action="append", default=[],
+    io.add_argument("--modality", type=name_path, action="append", default=[],
                     metavar="NAME=PATH", help="genetic modality file (.npz), repeatable: "
                     "snps=..., prs=..., burden=...")
     io.add_argument("--out", required=True, metavar="DIR",

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.cli.compare import labelled_paths, method_path
+from contig.cli.argtypes import name_path, paths_by_name
 from contig.truth import null_chromosomes, truth_check, write_truth_check
 
 log = logging.getLogger("contig.truth")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--loci", required=True, nargs="+", action="extend", type=method_path,
+    parser.add_argument("--loci", required=True, nargs="+", action="extend", type=name_path,
                         metavar="METHOD=LOCI_TSV",
                         help="OUT.loci.tsv of `contig clump`, one per method")
-    parser.add_argument("--pheno-sumstats", nargs="+", action="extend", type=method_path, default=[],
+    parser.add_argument("--pheno-sumstats", nargs="+", action="extend", type=name_path, default=[],
                         metavar="METHOD=DIR_OR_PREFIX",
                         help="a method's per-phenotype summary statistics, for λGC on the null "
                              "chromosomes per phenotype: the --per-pheno-dir folder of `contig gwas` "
@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.window_kb < 0:
         raise SystemExit("contig truth: error: --window-kb must not be negative")
-    loci = labelled_paths(args.loci, "--loci")
-    pheno_sumstats = labelled_paths(args.pheno_sumstats, "--pheno-sumstats")
+    loci = paths_by_name(args.loci, "--loci")
+    pheno_sumstats = paths_by_name(args.pheno_sumstats, "--pheno-sumstats")
     log.info("null chromosomes (no planted effect): %s",
              ", ".join(null_chromosomes(args.simulation)) or "none")
     check = truth_check(loci, args.truth, args.simulation, args.window_kb, pheno_sumstats)
