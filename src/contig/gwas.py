@@ -333,11 +333,6 @@ class NumpyBackend:
         """``G_c · rhs`` as float64 ``(m, q)`` for ``rhs (n, q)``."""
         return np.asarray(centred @ rhs, dtype=np.float64)
 
-    def products(self, genotypes: np.ndarray, mean: np.ndarray, has_missing: bool,
-                 rhs: np.ndarray) -> np.ndarray:
-        """``G_c · rhs`` as float64 ``(m, q)`` for int8 ``genotypes (m, n)`` and ``rhs (n, q)``."""
-        return self.multiply(self.centre(genotypes, mean, has_missing), rhs)
-
 
 class TorchBackend:
     """The same arithmetic through torch (``device`` "cuda" or "cpu"): the int8 chunk is copied to
@@ -370,9 +365,6 @@ class TorchBackend:
 
     def multiply(self, centred, rhs) -> np.ndarray:
         return (centred @ rhs).to(self.torch.float64).cpu().numpy()
-
-    def products(self, genotypes: np.ndarray, mean: np.ndarray, has_missing: bool, rhs) -> np.ndarray:
-        return self.multiply(self.centre(genotypes, mean, has_missing), rhs)
 
 
 def read_ahead(items: Iterable, transform: Callable) -> Iterator:
@@ -423,11 +415,6 @@ class GwasResult:
     n_samples: int
     df: int
     counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def chisq(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (self.beta / self.se) ** 2
 
 
 @dataclass
@@ -713,7 +700,7 @@ def read_gwas_parts(paths: Sequence[str | Path]) -> GwasResult:
     """
     if not paths:
         raise InputError("no parts to gather", "--parts")
-    tables, meta0 = [], None
+    tables, metas = [], []
     for path in paths:
         if not Path(path).exists():
             raise InputError("file not found", path)
@@ -722,19 +709,19 @@ def read_gwas_parts(paths: Sequence[str | Path]) -> GwasResult:
             table = pl.read_parquet(path)
         except Exception as error:  # noqa: BLE001 - any unreadable part is a bad input
             raise InputError(f"not a part written by `contig gwas --part-out` ({error})", path) from None
-        if meta0 is None:
-            meta0 = meta
-        elif (meta["pheno_names"], meta["n_samples"], meta["df"]) != (
+        meta0 = metas[0] if metas else meta
+        if (meta["pheno_names"], meta["n_samples"], meta["df"]) != (
                 meta0["pheno_names"], meta0["n_samples"], meta0["df"]):
             raise InputError(f"part disagrees with {paths[0]} on phenotypes, people or covariates",
                              path)
         tables.append(table)
+        metas.append(meta)
     table = pl.concat(tables, how="vertical")
+    meta0 = metas[0]
     names = meta0["pheno_names"]
     counts = dict(meta0["counts"])
     for key in _ADDITIVE_COUNTS:
-        values = [json.loads(pl.read_parquet_metadata(p)[PART_METADATA_KEY])["counts"].get(key)
-                  for p in paths]
+        values = [meta["counts"].get(key) for meta in metas]
         if all(v is not None for v in values):
             counts[key] = int(sum(values))
     counts.pop("variants_other_chrom", None)

@@ -230,9 +230,11 @@ def comparison_inputs(wildcards):
 def comparison_args(wildcards, input):
     """The `contig compare` options for the inputs of comparison_inputs."""
     args = ["--loci", *(f"{m}={p}" for m, p in zip(METHODS, input.loci))]
+    # input.metrics is METHODS x FOLDS in expand order: one comma-separated list per method
+    metrics = list(input.metrics)
     args += ["--metrics"] + [
-        f"{m}=" + ",".join(f"results/pretrain/{m}/{fold}/metrics.tsv" for fold in FOLDS)
-        for m in METHODS
+        f"{m}=" + ",".join(metrics[i * len(FOLDS) : (i + 1) * len(FOLDS)])
+        for i, m in enumerate(METHODS)
     ]
     if "truth" in input.keys():
         args += ["--truth-table", input.truth]
