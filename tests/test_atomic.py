@@ -172,6 +172,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("prs.py", "polygenic_scores"): "streams the match log to the temporary path run_prs passes",
     ("prs.py", "write_score_files"): "run_prs passes temporary paths from atomic_paths",
     ("gwas.py", "_write_tsv_gz"): "write_gwas_outputs passes temporary paths from atomic_paths",
+    ("gwas.py", "_write_parquet"): "write_gwas_outputs passes temporary paths from atomic_paths",
     ("images.py", "shrink_npy_rows"): "edits the temporary cache inside build_image_cache's block",
     ("images.py", "_open_worker_cache"): "workers map the temporary cache of build_image_cache",
     ("simulate/images.py", "write_eye_png"): "the simulator writes into a temporary directory that "

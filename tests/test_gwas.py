@@ -16,7 +16,10 @@ import pytest
 import statsmodels.api as sm
 
 from contig.cli import main
-from contig.gwas import SUMSTATS_COLUMNS, lambda_gc, run_gwas, t_test_log10p, write_gwas_outputs
+from contig import gwas
+from contig.gwas import (SUMSTATS_COLUMNS, auto_chunk_size, lambda_gc, plan_chunks, run_gwas, t_test_log10p,
+                         write_gwas_outputs)
+from contig.plinkio import read_fam, write_bfile
 from gwas_helpers import mean_imputed, principal_components, simulate_cohort, write_table
 
 PLINK2 = shutil.which("plink2")
@@ -72,17 +75,106 @@ def test_float32_close_to_float64(cohort):
     np.testing.assert_allclose(fast.log10p, exact.log10p, rtol=1e-3, atol=1e-4)
 
 
-def test_log10p_exact_where_p_underflows():
-    df = 4990
-    t = np.array([0.0, 1.0, 5.0, 40.0, 100.0, 500.0, 1e4, -300.0, np.nan])
+@pytest.mark.parametrize("df", [3, 50, 4990])
+def test_log10p_exact_where_p_underflows(df):
+    t = np.array([0.0, 0.3, 1.0, 5.0, 40.0, 100.0, 500.0, 1e4, -300.0, np.nan])
     ours = t_test_log10p(t, df)
     mpmath.mp.dps = 50
     for value, got in zip(t[:-1], ours[:-1]):
         x = mpmath.mpf(df) / (df + mpmath.mpf(abs(value)) ** 2)
         p = mpmath.betainc(df / 2.0, 0.5, 0, x, regularized=True)  # two-sided p
-        assert got == pytest.approx(float(-mpmath.log10(p)), rel=1e-10, abs=1e-12)
+        assert got == pytest.approx(float(-mpmath.log10(p)), rel=1e-10, abs=1e-12), value
     assert np.isnan(ours[-1])
-    assert ours[5] > 4000  # p ~ 1e-4264: far below the smallest double
+    if df == 4990:
+        assert ours[6] > 4000  # p ~ 1e-4264: far below the smallest double
+
+
+def test_plan_chunks_cover_the_tested_variants_within_filesets():
+    offsets = np.array([0, 10, 10, 25])  # three filesets, the middle one empty
+    tested = np.array([0, 1, 2, 5, 9, 12, 13, 14, 20, 24])
+    chunks = plan_chunks(offsets, tested, 3)
+    assert [c.part for c in chunks] == [0, 0, 2, 2]
+    rows = np.concatenate([np.arange(c.rows.start, c.rows.stop) for c in chunks])
+    assert rows.tolist() == list(range(len(tested)))
+    for c in chunks:
+        assert 0 < len(c.local) <= 3
+        global_idx = c.local + offsets[c.part]
+        assert (global_idx == tested[c.rows]).all()
+        assert offsets[c.part] <= global_idx.min() and global_idx.max() < offsets[c.part + 1]
+
+
+def test_auto_chunk_size_bounds():
+    assert auto_chunk_size(5000) == 65  # 2.5 MiB of float64
+    assert auto_chunk_size(70_000) == 64  # at least 64
+    assert auto_chunk_size(50) == 2048  # at most 2,048
+    assert auto_chunk_size(5000, "float32") == 131
+
+
+def test_workers_and_chunks_do_not_change_the_results(cohort, tmp_path):
+    """Any worker may take any chunk: 1 or 3 workers give bit-identical arrays; other chunk sizes,
+    variants read by list (MAF filter) and per-chromosome filesets agree to rounding."""
+    c, pheno, covar, *_ = cohort
+    one = run_gwas(c.prefix, pheno, covar, threads=1, chunk_size=16)
+    three = run_gwas(c.prefix, pheno, covar, threads=3, chunk_size=16)
+    for name in ("beta", "se", "log10p"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(three, name))
+    auto = run_gwas(c.prefix, pheno, covar)
+    np.testing.assert_allclose(auto.beta, one.beta, rtol=1e-12, atol=1e-15)
+    filtered = run_gwas(c.prefix, pheno, covar, maf=0.2, chunk_size=7)
+    kept = np.isin(one.variants["ID"].to_numpy(), filtered.variants["ID"].to_numpy())
+    assert 0 < kept.sum() < len(kept)
+    np.testing.assert_allclose(filtered.beta, one.beta[kept], rtol=1e-12, atol=1e-15)
+    fam = read_fam(f"{c.prefix}.fam")
+    prefixes = []
+    for chrom in ("1", "2", "3"):
+        rows = (c.bim["CHROM"] == chrom).to_numpy()
+        prefixes.append(tmp_path / f"chr{chrom}")
+        write_bfile(prefixes[-1], fam, c.bim.filter(pl.Series(rows)), [c.genotypes[rows]])
+    split = run_gwas(prefixes, pheno, covar, chunk_size=50)
+    np.testing.assert_allclose(split.beta, one.beta, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(split.log10p, one.log10p, rtol=1e-12, atol=1e-15)
+
+
+def test_a_failing_worker_stops_the_scan(cohort, monkeypatch):
+    c, pheno, covar, *_ = cohort
+    real = gwas._read_chunk
+    calls = []
+
+    def flaky(reader, local, out):
+        calls.append(len(local))
+        if len(calls) == 3:
+            raise OSError("disk went away")
+        return real(reader, local, out)
+
+    monkeypatch.setattr(gwas, "_read_chunk", flaky)
+    with pytest.raises(OSError, match="disk went away"):
+        run_gwas(c.prefix, pheno, covar, chunk_size=8, threads=2)
+    assert len(calls) <= 5  # of 75 chunks: the other worker stops after its current chunk
+
+
+def test_formats_and_text_precision(cohort, tmp_path):
+    """--formats parquet writes no per-phenotype text; the text carries the parquet values at
+    float32 precision (BETA SE CHISQ LOG10P) and the variant columns unchanged."""
+    c, pheno, covar, *_ = cohort
+    result = run_gwas(c.prefix, pheno, covar)
+    only = write_gwas_outputs(result, tmp_path / "only", formats=["parquet"])
+    assert not list(tmp_path.glob("only.y*.tsv.gz"))
+    assert all(only[f"y{j}.parquet"].exists() for j in range(4)) and "y0.tsv" not in only
+    assert only["combined.parquet"].exists() and only["combined.tsv"].exists()
+    both = write_gwas_outputs(result, tmp_path / "both")
+    text = pl.read_csv(both["y1.tsv"], separator="\t", null_values="NA", schema_overrides={"CHROM": pl.Utf8})
+    exact = pl.read_parquet(both["y1.parquet"])
+    assert text.columns == exact.columns == SUMSTATS_COLUMNS
+    assert text.select(SUMSTATS_COLUMNS[:7]).equals(exact.select(SUMSTATS_COLUMNS[:7]))
+    for column in ("BETA", "SE", "CHISQ", "LOG10P"):
+        np.testing.assert_allclose(text[column].to_numpy(), exact[column].to_numpy(), rtol=1.2e-7)
+    folder = tmp_path / "sumstats"
+    part = tmp_path / "part.parquet"
+    assert main(["gwas", "--bfile", str(c.prefix), "--pheno", str(pheno), "--covar", str(covar),
+                 "--part-out", str(part)]) == 0
+    assert main(["gwas-gather", "--parts", str(part), "--out", str(tmp_path / "g"), "--per-pheno-dir",
+                 str(folder), "--formats", "parquet"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == [f"y{j}.parquet" for j in range(4)]
 
 
 def test_monomorphic_is_na_and_maf_filter(tmp_path):
@@ -91,8 +183,6 @@ def test_monomorphic_is_na_and_maf_filter(tmp_path):
     geno[5] = 2  # monomorphic ALT
     geno[6] = 0
     geno[6, 0] = 1  # one carrier: MAF 1/400
-    from contig.plinkio import write_bfile, read_fam
-
     fam = read_fam(str(c.prefix) + ".fam")
     write_bfile(tmp_path / "m", fam, c.bim, [geno])
     rng = np.random.default_rng(1)
@@ -289,3 +379,9 @@ def test_same_inputs_give_identical_bytes(cohort, tmp_path):
     second = write_gwas_outputs(run_gwas(c.prefix, pheno, covar), tmp_path / "b")
     for key in first:
         assert first[key].read_bytes() == second[key].read_bytes(), key
+
+
+def test_chi2_median_constant():
+    from scipy.special import chdtri
+
+    assert gwas.CHI2_1DF_MEDIAN == chdtri(1, 0.5)

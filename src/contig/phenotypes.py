@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.special import ndtri
-from scipy.stats import rankdata
 
 from contig.errors import InputError
 from contig.tables import read_tsv, write_tsv
@@ -201,6 +199,11 @@ def build_covariates(covariates: str | Path, quantitative: Sequence[str], catego
 
 def rank_inverse_normal(values: np.ndarray, offset: float = BLOM_OFFSET) -> np.ndarray:
     """Rank-inverse-normal transform of each column of ``(n, k)`` values (no NaN): Blom by default."""
+    # Imported here: scipy takes ~0.6 s to import, and `contig gwas` imports this module for its
+    # table reader only.
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
     values = np.asarray(values, dtype=np.float64)
     n = values.shape[0]
     ranks = rankdata(values, axis=0, method="average")

@@ -137,9 +137,11 @@ rule gwas_gather:
         runtime=60,
     params:
         out=lambda wildcards, output: output.combined.removesuffix(".combined.parquet"),
+        formats=" ".join(config["gwas"]["formats"]),
     shell:
         "python -m contig gwas-gather --parts {input.parts} --out {params.out}"
-        " --per-pheno-dir {output.sumstats} --threads {threads} > {log} 2>&1"
+        " --per-pheno-dir {output.sumstats} --formats {params.formats} --threads {threads}"
+        " > {log} 2>&1"
 
 
 rule clump:

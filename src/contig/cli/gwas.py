@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.cli.argtypes import positive_int
+from contig.cli.argtypes import non_negative_int, positive_int
 
-from contig.gwas import GwasResult, run_gwas, summary_table, write_gwas_outputs, write_gwas_part
+from contig.gwas import PER_PHENO_FORMATS, GwasResult, run_gwas, summary_table, write_gwas_outputs, write_gwas_part
 
 log = logging.getLogger("contig.gwas")
 
@@ -29,14 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-pheno-dir", default=None, metavar="DIR",
                         help="write the per-phenotype files as DIR/<pheno>.tsv.gz/.parquet "
                              "(one folder, replaced as a whole) instead of OUT.<pheno>.*")
+    parser.add_argument("--formats", nargs="+", choices=PER_PHENO_FORMATS, default=list(PER_PHENO_FORMATS),
+                        help="per-phenotype file formats (default: parquet tsv.gz); the combined "
+                             "table is written as both")
     parser.add_argument("--threads", type=positive_int, default=2,
-                        help="threads for p-values and output writing (BLAS threads are set by "
-                             "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS)")
+                        help="scan workers (each decodes, multiplies with single-threaded BLAS and "
+                             "computes p-values for its own chunks) and output writers (default 2)")
     parser.add_argument("--pheno-cols", nargs="+", default=None, metavar="COL",
                         help="test only these phenotype columns (default: all)")
     parser.add_argument("--covar-cols", nargs="+", default=None, metavar="COL",
                         help="use only these covariate columns (default: all)")
-    parser.add_argument("--chunk-size", type=int, default=2048, help="variants per chunk (default 2048)")
+    parser.add_argument("--chunk-size", type=non_negative_int, default=0,
+                        help="variants per chunk and worker; 0 (default) = sized so that a worker's "
+                             "float buffer is ~2.5 MiB, at least 64 variants")
     parser.add_argument("--device", default="cpu",
                         help="cpu (NumPy), cpu-torch (torch on the CPU) or cuda[:N] (torch on a GPU)")
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64",
@@ -50,9 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.chunk_size < 1:
-        raise SystemExit("contig gwas: error: --chunk-size must be positive")
-    result = run_gwas(args.bfile, args.pheno, args.covar, loco=args.loco, chunk_size=args.chunk_size,
+    result = run_gwas(args.bfile, args.pheno, args.covar, loco=args.loco, chunk_size=args.chunk_size or None,
                       device=args.device, dtype=args.dtype, maf=args.maf, chroms=args.chrom,
                       pheno_cols=args.pheno_cols, covar_cols=args.covar_cols, threads=args.threads,
                       allow_empty=args.part_out is not None)
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("wrote part %s: %d variants x %d phenotypes", args.part_out, len(result.variants),
                  len(result.pheno_names))
         return 0
-    paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads)
+    paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads, args.formats)
     log_summary(result)
     log.info("wrote %d files with prefix %s", len(paths), args.out)
     return 0

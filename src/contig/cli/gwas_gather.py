@@ -8,7 +8,7 @@ import logging
 
 from contig.cli.argtypes import positive_int
 from contig.cli.gwas import log_summary
-from contig.gwas import read_gwas_parts, write_gwas_outputs
+from contig.gwas import PER_PHENO_FORMATS, read_gwas_parts, write_gwas_outputs
 
 log = logging.getLogger("contig.gwas")
 
@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "OUT.<pheno>.tsv.gz/.parquet unless --per-pheno-dir)")
     parser.add_argument("--per-pheno-dir", default=None, metavar="DIR",
                         help="write the per-phenotype files as DIR/<pheno>.tsv.gz/.parquet")
+    parser.add_argument("--formats", nargs="+", choices=PER_PHENO_FORMATS, default=list(PER_PHENO_FORMATS),
+                        help="per-phenotype file formats (default: parquet tsv.gz)")
     parser.add_argument("--threads", type=positive_int, default=2, help="threads for writing")
 
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("gathered %d parts: %d variants (%d NA), %d phenotypes, %d people, df = %d",
              len(args.parts), len(result.variants), c.get("variants_na", 0), len(result.pheno_names),
              result.n_samples, result.df)
-    paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads)
+    paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads, args.formats)
     log_summary(result)
     log.info("wrote %d files with prefix %s", len(paths), args.out)
     return 0
