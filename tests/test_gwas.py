@@ -17,8 +17,7 @@ import statsmodels.api as sm
 
 from contig.cli import main
 from contig import gwas
-from contig.gwas import (SUMSTATS_COLUMNS, auto_chunk_size, lambda_gc, plan_chunks, run_gwas, t_test_log10p,
-                         write_gwas_outputs)
+from contig.gwas import SUMSTATS_COLUMNS, auto_chunk_size, lambda_gc, run_gwas, t_test_log10p, write_gwas_outputs
 from contig.plinkio import read_fam, write_bfile
 from gwas_helpers import mean_imputed, principal_components, simulate_cohort, write_table
 
@@ -89,20 +88,6 @@ def test_log10p_exact_where_p_underflows(df):
         assert ours[6] > 4000  # p ~ 1e-4264: far below the smallest double
 
 
-def test_plan_chunks_cover_the_tested_variants_within_filesets():
-    offsets = np.array([0, 10, 10, 25])  # three filesets, the middle one empty
-    tested = np.array([0, 1, 2, 5, 9, 12, 13, 14, 20, 24])
-    chunks = plan_chunks(offsets, tested, 3)
-    assert [c.part for c in chunks] == [0, 0, 2, 2]
-    rows = np.concatenate([np.arange(c.rows.start, c.rows.stop) for c in chunks])
-    assert rows.tolist() == list(range(len(tested)))
-    for c in chunks:
-        assert 0 < len(c.local) <= 3
-        global_idx = c.local + offsets[c.part]
-        assert (global_idx == tested[c.rows]).all()
-        assert offsets[c.part] <= global_idx.min() and global_idx.max() < offsets[c.part + 1]
-
-
 def test_auto_chunk_size_bounds():
     assert auto_chunk_size(5000) == 65  # 2.5 MiB of float64
     assert auto_chunk_size(70_000) == 64  # at least 64
@@ -137,7 +122,7 @@ def test_workers_and_chunks_do_not_change_the_results(cohort, tmp_path):
 
 def test_a_failing_worker_stops_the_scan(cohort, monkeypatch):
     c, pheno, covar, *_ = cohort
-    real = gwas._read_chunk
+    real = gwas.read_genotypes
     calls = []
 
     def flaky(reader, local, out):
@@ -146,7 +131,7 @@ def test_a_failing_worker_stops_the_scan(cohort, monkeypatch):
             raise OSError("disk went away")
         return real(reader, local, out)
 
-    monkeypatch.setattr(gwas, "_read_chunk", flaky)
+    monkeypatch.setattr(gwas, "read_genotypes", flaky)
     with pytest.raises(OSError, match="disk went away"):
         run_gwas(c.prefix, pheno, covar, chunk_size=8, threads=2)
     assert len(calls) <= 5  # of 75 chunks: the other worker stops after its current chunk

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from contig.cli import main
-from contig.plinkio import Genotypes, pack_bed_rows, read_bim, write_bfile
+from contig.plinkio import Genotypes, pack_bed_rows, plan_variant_chunks, read_bim, write_bfile
 
 PLINK2 = shutil.which("plink2")
 needs_plink2 = pytest.mark.skipif(PLINK2 is None, reason="plink2 (Debian package plink2) not installed")
@@ -167,3 +167,19 @@ def test_space_separated_fam_as_plink1_writes_it(tmp_path):
     fam = read_fam(path)
     assert fam["IID"].to_list() == ["P0", "P1"]
     assert fam["SEX"].to_list() == [1, 2]
+
+
+def test_plan_variant_chunks_cover_the_selection_within_filesets():
+    offsets = np.array([0, 10, 10, 25])  # three filesets, the middle one empty
+    tested = np.array([0, 1, 2, 5, 9, 12, 13, 14, 20, 24])
+    chunks = plan_variant_chunks(offsets, tested, 3)
+    assert [c.part for c in chunks] == [0, 0, 2, 2]
+    rows = np.concatenate([np.arange(c.rows.start, c.rows.stop) for c in chunks])
+    assert rows.tolist() == list(range(len(tested)))
+    for c in chunks:
+        assert 0 < len(c.local) <= 3
+        global_idx = c.local + offsets[c.part]
+        assert (global_idx == tested[c.rows]).all()
+        assert offsets[c.part] <= global_idx.min() and global_idx.max() < offsets[c.part + 1]
+    with pytest.raises(ValueError, match="increasing"):
+        plan_variant_chunks(offsets, np.array([3, 2]), 3)

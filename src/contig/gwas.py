@@ -53,7 +53,7 @@ import polars as pl
 from contig.atomic import atomic_directory, atomic_path, atomic_paths
 from contig.errors import InputError
 from contig.phenotypes import read_numeric_table
-from contig.plinkio import Genotypes
+from contig.plinkio import FilesetReaders, Genotypes, VariantChunk, count_genotypes, read_genotypes
 
 log = logging.getLogger("contig.gwas")
 
@@ -266,6 +266,9 @@ class VariantCounts:
 
     counts: np.ndarray
 
+    def __post_init__(self) -> None:
+        self.counts = np.asarray(self.counts, dtype=np.int64)  # products below overflow uint32
+
     @property
     def n_observed(self) -> np.ndarray:
         return self.counts[:, :3].sum(axis=1)
@@ -292,34 +295,6 @@ class VariantCounts:
     @property
     def polymorphic(self) -> np.ndarray:
         return self.counts[:, :3].max(axis=1) < self.n_observed
-
-
-def variant_counts(genotypes: Genotypes, sample_idx: np.ndarray | None,
-                   variant_idx: np.ndarray | None = None) -> VariantCounts:
-    """Count ALT genotypes among ``sample_idx`` of every variant, or of the sorted global indices
-    ``variant_idx`` (pgenlib's counter: no decoding)."""
-    if variant_idx is None:
-        variant_idx = np.arange(genotypes.n_variants)
-    result = np.empty((len(variant_idx), 4), dtype=np.int64)
-    for part_no, part in enumerate(genotypes.parts):
-        lo, hi = int(genotypes.offsets[part_no]), int(genotypes.offsets[part_no + 1])
-        first, last = np.searchsorted(variant_idx, [lo, hi])
-        if first == last:
-            continue
-        reader = part.reader(sample_idx)
-        try:
-            _count_into(reader, variant_idx[first:last] - lo, result[first:last])
-        finally:
-            reader.close()
-    return VariantCounts(result)
-
-
-def _count_into(reader, local: np.ndarray, out: np.ndarray) -> None:
-    """``out (m, 4)`` ← genotype counts of the fileset variants ``local``."""
-    one = np.empty(4, dtype=np.uint32)
-    for i, v in enumerate(local.tolist()):
-        reader.count(v, one, 1)
-        out[i] = one
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,47 +385,15 @@ def auto_chunk_size(n_samples: int, dtype: str = "float64") -> int:
     return int(min(MAX_AUTO_CHUNK, max(MIN_AUTO_CHUNK, CHUNK_BUFFER_BYTES // per_variant)))
 
 
-@dataclass(frozen=True)
-class _Chunk:
-    """One unit of scan work: ``rows`` of the tested variants, all in fileset ``part``."""
-
-    part: int
-    rows: slice  # into the tested-variant arrays
-    local: np.ndarray  # (m,) variant indices within the fileset, increasing
-
-
-def plan_chunks(offsets: np.ndarray, tested: np.ndarray, chunk_size: int) -> list[_Chunk]:
-    """Split the tested variants (sorted global indices) into chunks that never cross filesets."""
-    chunks = []
-    for part in range(len(offsets) - 1):
-        lo, hi = int(offsets[part]), int(offsets[part + 1])
-        first, last = np.searchsorted(tested, [lo, hi])
-        for start in range(int(first), int(last), chunk_size):
-            stop = min(start + chunk_size, int(last))
-            chunks.append(_Chunk(part, slice(start, stop), tested[start:stop] - lo))
-    return chunks
-
-
-def _read_chunk(reader, local: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """int8 ALT counts ``(m, n)`` of the fileset variants ``local`` (-9 = missing)."""
-    m = len(local)
-    target = out[:m]
-    if local[-1] - local[0] + 1 == m:  # a contiguous range: pgenlib's faster reader
-        reader.read_range(int(local[0]), int(local[-1]) + 1, target, allele_idx=1)
-    else:
-        reader.read_list(np.ascontiguousarray(local, dtype=np.uint32), target, allele_idx=1)
-    return target
-
-
 class _ChunkQueue:
     """Hands out chunks to workers in order (thread-safe); stops everyone after an error."""
 
-    def __init__(self, chunks: Sequence[_Chunk]) -> None:
+    def __init__(self, chunks: Sequence[VariantChunk]) -> None:
         self._chunks = iter(chunks)
         self._lock = threading.Lock()
         self.failed = False
 
-    def next(self) -> _Chunk | None:
+    def next(self) -> VariantChunk | None:
         with self._lock:
             return None if self.failed else next(self._chunks, None)
 
@@ -514,7 +457,7 @@ class _ScanInputs:
 
     genotypes: Genotypes
     sample_idx: np.ndarray  # (n,)
-    counts: np.ndarray  # (m, 4) genotype counts per tested variant (see VariantCounts)
+    counts: np.ndarray  # (m, 4) uint32 genotype counts per tested variant (see VariantCounts)
     counted: bool  # counts filled up front; otherwise each worker counts its own chunks
     chrom: np.ndarray  # (m,) str
     targets: dict[str | None, _Target]  # None = no LOCO
@@ -528,43 +471,44 @@ def _scan_worker(inputs: _ScanInputs, queue: _ChunkQueue, device: str, chunk_siz
                  dtype: str) -> None:
     """Take chunks from the queue until it is empty: read → centre → multiply → β, SE, LOG10P.
 
-    Each worker has its own readers and buffers; the rows it writes belong to its chunks only,
-    so the results do not depend on which worker took which chunk.
+    Each worker has its own reader and buffers (chunks come in fileset order, so one reader is
+    open at a time); the rows it writes belong to its chunks only, so the results do not depend
+    on which worker took which chunk.
     """
     n = len(inputs.sample_idx)
     backend = make_backend(device, n, chunk_size, dtype)
     rhs = {chrom: backend.prepare(target.rhs) for chrom, target in inputs.targets.items()}
-    loco = None not in inputs.targets
     raw = np.empty((chunk_size, n), dtype=np.int8)
-    readers: dict[int, object] = {}
     try:
-        while (chunk := queue.next()) is not None:
-            if chunk.part not in readers:
-                readers[chunk.part] = inputs.genotypes.parts[chunk.part].reader(inputs.sample_idx)
-            rows = chunk.rows
-            if not inputs.counted:
-                _count_into(readers[chunk.part], chunk.local, inputs.counts[rows])
-            vc = VariantCounts(inputs.counts[rows])
-            genotypes = _read_chunk(readers[chunk.part], chunk.local, raw)
-            g_c = backend.centre(genotypes, vc.mean, bool(vc.counts[:, 3].any()))
-            ssc, polymorphic = vc.centred_sum_of_squares, vc.polymorphic
-            m = rows.stop - rows.start
-            # One product per run of one chromosome (LOCO changes the phenotypes per chromosome).
-            runs = _runs(inputs.chrom[rows]) if loco else [(0, m, None)]
-            for start, stop, chrom in runs:
-                sub = slice(rows.start + start, rows.start + stop)
-                products = backend.multiply(g_c[start:stop], rhs[chrom])
-                beta, se = _ols_from_products(products, ssc[start:stop], polymorphic[start:stop],
-                                              inputs.targets[chrom].yy, inputs.df)
-                inputs.beta[sub], inputs.se[sub] = beta, se
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    inputs.log10p[sub] = t_test_log10p(beta / se, inputs.df)
+        with FilesetReaders(inputs.genotypes, inputs.sample_idx) as readers:
+            while (chunk := queue.next()) is not None:
+                _scan_chunk(inputs, chunk, readers.get(chunk.part), backend, rhs, raw)
     except BaseException:
         queue.failed = True
         raise
-    finally:
-        for reader in readers.values():
-            reader.close()
+
+
+def _scan_chunk(inputs: _ScanInputs, chunk: VariantChunk, reader, backend, rhs: dict,
+                raw: np.ndarray) -> None:
+    """One chunk: counts (unless counted up front), decode, centre, multiply, β, SE, LOG10P."""
+    rows = chunk.rows
+    if not inputs.counted:
+        count_genotypes(reader, chunk.local, inputs.counts[rows])
+    vc = VariantCounts(inputs.counts[rows])
+    genotypes = read_genotypes(reader, chunk.local, raw)
+    g_c = backend.centre(genotypes, vc.mean, bool(vc.counts[:, 3].any()))
+    ssc, polymorphic = vc.centred_sum_of_squares, vc.polymorphic
+    # One product per run of one chromosome (LOCO changes the phenotypes per chromosome).
+    m = rows.stop - rows.start
+    runs = [(0, m, None)] if None in inputs.targets else _runs(inputs.chrom[rows])
+    for start, stop, chrom in runs:
+        sub = slice(rows.start + start, rows.start + stop)
+        products = backend.multiply(g_c[start:stop], rhs[chrom])
+        beta, se = _ols_from_products(products, ssc[start:stop], polymorphic[start:stop],
+                                      inputs.targets[chrom].yy, inputs.df)
+        inputs.beta[sub], inputs.se[sub] = beta, se
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inputs.log10p[sub] = t_test_log10p(beta / se, inputs.df)
 
 
 def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | Path, covar: str | Path,
@@ -595,13 +539,14 @@ def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | 
     tested = np.flatnonzero(selected)
     # The MAF filter needs the counts before the scan; without it the workers count their own
     # chunks (pgenlib's counter holds the GIL, and runs while the other workers multiply).
-    tested_counts = np.empty((len(tested), 4), dtype=np.int64)
     if maf > 0:
-        vc = variant_counts(genotypes, data.sample_idx, tested)
-        freq = vc.mean / 2.0
+        raw = genotypes.genotype_counts(data.sample_idx, tested)
+        freq = VariantCounts(raw).mean / 2.0
         keep = np.minimum(freq, 1 - freq) >= maf
         counts["variants_below_maf"] = int((~keep).sum())
-        tested, tested_counts = tested[keep], vc.counts[keep]
+        tested, tested_counts = tested[keep], raw[keep]
+    else:
+        tested_counts = np.empty((len(tested), 4), dtype=np.uint32)
     counts["variants_tested"] = len(tested)
     if len(tested) == 0 and not allow_empty:
         raise InputError("no variant left to test", genotypes.parts[0].prefix)
@@ -622,7 +567,7 @@ def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | 
         # Every row belongs to exactly one chunk and is written by the worker that takes it.
         beta=np.empty((len(tested), p)), se=np.empty((len(tested), p)), log10p=np.empty((len(tested), p)))
     chunk_size = chunk_size or auto_chunk_size(n, dtype)
-    queue = _ChunkQueue(plan_chunks(genotypes.offsets, tested, chunk_size))
+    queue = _ChunkQueue(genotypes.plan_chunks(chunk_size, tested))
     workers = max(1, min(threads, -(-len(tested) // chunk_size)))
     with _single_threaded_blas(device), ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_scan_worker, inputs, queue, device, chunk_size, dtype)

@@ -187,6 +187,51 @@ class Bfile:
         )
 
 
+@dataclass(frozen=True)
+class VariantChunk:
+    """A run of selected variants within one fileset: ``rows`` of the selection, ``local`` their
+    (increasing) indices within fileset ``part``."""
+
+    part: int
+    rows: slice
+    local: np.ndarray
+
+
+def plan_variant_chunks(offsets: np.ndarray, variant_idx: np.ndarray, chunk_size: int) -> list[VariantChunk]:
+    """Split increasing global variant indices into chunks of at most ``chunk_size`` that never
+    cross filesets (``offsets (n_parts + 1,)``: first global index of each fileset)."""
+    if len(variant_idx) > 1 and np.any(np.diff(variant_idx) <= 0):
+        raise ValueError("variant_idx must be strictly increasing")
+    chunks = []
+    for part in range(len(offsets) - 1):
+        lo, hi = int(offsets[part]), int(offsets[part + 1])
+        first, last = (int(i) for i in np.searchsorted(variant_idx, [lo, hi]))
+        for start in range(first, last, chunk_size):
+            stop = min(start + chunk_size, last)
+            chunks.append(VariantChunk(part, slice(start, stop), variant_idx[start:stop] - lo))
+    return chunks
+
+
+def read_genotypes(reader, local: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """int8 ALT counts ``(m, n)`` (-9 missing) of the variants ``local`` (increasing indices within
+    the reader's fileset) into ``out[:m]``; a contiguous run uses pgenlib's faster range reader."""
+    m = len(local)
+    target = out[:m]
+    if m and local[-1] - local[0] + 1 == m:
+        reader.read_range(int(local[0]), int(local[-1]) + 1, target, allele_idx=1)
+    elif m:
+        reader.read_list(np.ascontiguousarray(local, dtype=np.uint32), target, allele_idx=1)
+    return target
+
+
+def count_genotypes(reader, local: np.ndarray, out: np.ndarray) -> None:
+    """``out`` uint32 ``(m, 4)`` ← counts of 0, 1, 2 ALT alleles and missing calls of the variants
+    ``local`` (indices within the reader's fileset), by pgenlib on the packed data (no decoding)."""
+    count = reader.count
+    for row, variant in enumerate(np.asarray(local).tolist()):
+        count(variant, out[row])
+
+
 @dataclass
 class Genotypes:
     """Genotypes spread over one or more PLINK 1 filesets with identical samples (e.g. one per chromosome).
@@ -231,47 +276,31 @@ class Genotypes:
     def n_variants(self) -> int:
         return int(self.offsets[-1])
 
+    def plan_chunks(self, chunk_size: int, variant_idx: np.ndarray | None = None) -> list[VariantChunk]:
+        """The chunks :meth:`iter_chunks` reads: ``variant_idx`` (increasing global indices; all
+        variants by default) in runs of at most ``chunk_size`` that never cross filesets."""
+        if variant_idx is None:
+            variant_idx = np.arange(self.n_variants)
+        return plan_variant_chunks(self.offsets, np.asarray(variant_idx, dtype=np.int64), chunk_size)
+
     def iter_chunks(
         self,
         chunk_size: int = 4096,
         sample_idx: np.ndarray | None = None,
         variant_idx: np.ndarray | None = None,
-        n_buffers: int = 1,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(variant_indices, genotypes)`` chunk by chunk.
 
-        ``genotypes`` is int8 of shape ``(n_chunk_variants, n_selected_samples)``: ALT counts, -9 missing.
-        ``n_buffers`` buffers are reused in turn: a chunk stays valid while the next
-        ``n_buffers - 1`` are read (copy it to keep it longer). ``variant_idx`` (sorted global
-        indices) restricts the variants; ``sample_idx`` (sorted) the samples.
+        ``genotypes`` is int8 of shape ``(n_chunk_variants, n_selected_samples)``: ALT counts, -9 missing,
+        in one buffer reused for every chunk (copy it to keep it). ``variant_idx`` (increasing
+        global indices) restricts the variants; ``sample_idx`` (sorted) the samples.
         """
         n_out = self.n_samples if sample_idx is None else len(sample_idx)
-        buffers = [np.empty((chunk_size, n_out), dtype=np.int8) for _ in range(max(1, n_buffers))]
-        n_read = 0
-        for part_no, part in enumerate(self.parts):
-            lo, hi = int(self.offsets[part_no]), int(self.offsets[part_no + 1])
-            if hi == lo:
-                continue
-            reader = part.reader(sample_idx)
-            try:
-                if variant_idx is None:
-                    for start in range(lo, hi, chunk_size):
-                        stop = min(start + chunk_size, hi)
-                        out = buffers[n_read % len(buffers)][: stop - start]
-                        n_read += 1
-                        reader.read_range(start - lo, stop - lo, out, allele_idx=1)
-                        yield np.arange(start, stop), out
-                else:
-                    local = variant_idx[(variant_idx >= lo) & (variant_idx < hi)]
-                    for start in range(0, len(local), chunk_size):
-                        idx = local[start : start + chunk_size]
-                        out = buffers[n_read % len(buffers)][: len(idx)]
-                        n_read += 1
-                        reader.read_list(np.ascontiguousarray(idx - lo, dtype=np.uint32), out,
-                                         allele_idx=1)
-                        yield idx, out
-            finally:
-                reader.close()
+        buffer = np.empty((chunk_size, n_out), dtype=np.int8)
+        with FilesetReaders(self, sample_idx) as readers:
+            for chunk in self.plan_chunks(chunk_size, variant_idx):
+                out = read_genotypes(readers.get(chunk.part), chunk.local, buffer)
+                yield chunk.local + self.offsets[chunk.part], out
 
     def genotype_counts(
         self, sample_idx: np.ndarray | None = None, variant_idx: np.ndarray | None = None
@@ -291,9 +320,9 @@ class Genotypes:
                 continue
             reader = part.reader(sample_idx)
             try:
-                count = reader.count
-                for row, local in zip(rows.tolist(), (variant_idx[rows] - lo).tolist()):
-                    count(local, counts[row])
+                block = np.empty((len(rows), 4), dtype=np.uint32)
+                count_genotypes(reader, variant_idx[rows] - lo, block)
+                counts[rows] = block
             finally:
                 reader.close()
         return counts
@@ -443,3 +472,31 @@ AUTOSOME_NAMES = frozenset([str(i) for i in range(1, 23)] + [f"chr{i}" for i in 
 def is_autosome(chrom: pl.Series | np.ndarray) -> np.ndarray:
     """``(n_variants,)`` bool: human autosomes 1-22 (with or without a 'chr' prefix)."""
     return np.isin(np.asarray(chrom, dtype=str), list(AUTOSOME_NAMES))
+
+
+class FilesetReaders:
+    """pgenlib readers over the filesets of ``genotypes`` for chunks taken in fileset order: one
+    open at a time (the previous one is closed when a chunk of the next fileset comes)."""
+
+    def __init__(self, genotypes: Genotypes, sample_idx: np.ndarray | None) -> None:
+        self.genotypes = genotypes
+        self.sample_idx = sample_idx
+        self.part = -1
+        self.reader = None
+
+    def get(self, part: int):
+        if part != self.part:
+            self.close()
+            self.part, self.reader = part, self.genotypes.parts[part].reader(self.sample_idx)
+        return self.reader
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.part, self.reader = -1, None
+
+    def __enter__(self) -> FilesetReaders:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
