@@ -1,4 +1,10 @@
-# Two entry points: `make demo` and `make test`. Both create .venv from requirements.txt if needed.
+# Entry points: `make demo`, `make test` and `make test-fast`. Each creates .venv from
+# requirements.txt if needed.
+#   make test       the full suite, as CI runs it (tests marked slow included; tests marked plink2
+#                   are skipped, with the reason, where plink2/plink1.9 are not installed).
+#   make test-fast  the suite without the tests marked slow (`pytest -m "not slow"`): under 3 minutes
+#                   on 2 cores, for the edit-test loop. Mark a test slow when `pytest --durations`
+#                   shows it pushing test-fast over that budget.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -7,7 +13,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test venv report lint bench clean
+.PHONY: demo test test-fast venv report lint bench clean
 
 venv: $(STAMP)
 
@@ -28,6 +34,9 @@ report: $(STAMP)
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -m "not slow" --durations=10
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

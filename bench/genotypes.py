@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from contig.plinkio import write_bfile
+from contig.genotypes.plinkio import write_bfile
 
 HERE = Path(__file__).resolve().parent
 CONTIG = str(Path(sys.executable).with_name("contig"))

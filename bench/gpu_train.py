@@ -37,11 +37,13 @@ def main() -> int:
         print("bench/gpu_train.py: no CUDA device here; run it on a GPU machine "
               "(nothing measured)", file=sys.stderr)
         return 1
-    from contig.data import BatchAugment
-    from contig.losses import multimodal_loss
-    from contig.modality import Modality, save_modality
-    from contig.models import ModelConfig, build_model
-    from contig.train import TrainConfig, build_optimizer, train
+    from contig.pretrain.augment import BatchAugment
+    from contig.pretrain.losses import multimodal_loss
+    from contig.scores.modality import Modality, save_modality
+    from contig.pretrain.models import ModelConfig, build_model
+    from contig.pretrain.config import TrainConfig
+    from contig.pretrain.loop import build_optimizer
+    from contig.pretrain.train import train
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = torch.device("cuda")

@@ -75,8 +75,8 @@ def main() -> int:
                         help="missing-call rates to benchmark (default: 0 0.01)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from contig.gwas import run_gwas
-    from contig.plinkio import read_fam
+    from contig.gwas.association import run_gwas
+    from contig.genotypes.plinkio import read_fam
 
     figures = {"samples": args.samples, "variants": args.variants, "phenotypes": args.phenotypes,
                "covariates": args.covariates, "repeats": args.repeats, "runs": []}

@@ -19,11 +19,13 @@ import numpy as np
 import polars as pl
 import torch
 
-from contig.data import BatchAugment
-from contig.losses import multimodal_loss
-from contig.modality import Modality, save_modality
-from contig.models import ModelConfig, build_model
-from contig.train import TrainConfig, build_optimizer, train
+from contig.pretrain.augment import BatchAugment
+from contig.pretrain.losses import multimodal_loss
+from contig.scores.modality import Modality, save_modality
+from contig.pretrain.models import ModelConfig, build_model
+from contig.pretrain.config import TrainConfig
+from contig.pretrain.loop import build_optimizer
+from contig.pretrain.train import train
 
 
 def make_cohort(root: Path, people: int, size: int, seed: int = 0) -> tuple[str, dict[str, str]]:

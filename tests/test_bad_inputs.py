@@ -27,7 +27,7 @@ import pytest
 import test_images
 import test_workflow_static
 from contig.cli import main
-from workflow_helpers import TINY, run_snakemake, write_config
+from helpers.workflow import TINY, run_snakemake, write_config
 
 N_PEOPLE = 80
 N_SNPS = 1500
@@ -54,7 +54,7 @@ class Base:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Base:
-    from contig.images import build_image_cache
+    from contig.images.cache import build_image_cache
     from contig.simulate import SimulationConfig, simulate_cohort
 
     root = tmp_path_factory.mktemp("bad_inputs_base")
@@ -247,7 +247,7 @@ def bfile_pattern_matches_nothing(base, work):
 
 
 def per_chromosome_samples_differ(base, work):
-    from contig.plinkio import Genotypes, write_bfile
+    from contig.genotypes.plinkio import Genotypes, write_bfile
 
     genotypes = Genotypes.open(base.geno)
     chrom = genotypes.bim["CHROM"].to_numpy()
@@ -684,7 +684,7 @@ def train_argv(base, work, modality: Path, images: Path | None = None) -> list[s
 
 
 def train_nobody_with_images_and_genetics(base, work):
-    from contig.modality import Modality, save_modality
+    from contig.scores.modality import Modality, save_modality
 
     path = inputs(work) / "snps.npz"
     save_modality(path, Modality(np.array([f"X{i}" for i in range(N_PEOPLE)]),
@@ -700,7 +700,7 @@ def train_modality_not_npz(base, work):
 
 
 def train_image_cache_missing(base, work):
-    from contig.modality import Modality, save_modality
+    from contig.scores.modality import Modality, save_modality
 
     path = inputs(work) / "snps.npz"
     save_modality(path, Modality(np.array(base.iids), np.array(["s1"]),
@@ -940,8 +940,8 @@ def test_no_source_file_unpickles_untrusted_data():
 def test_backbone_weights_that_run_code_are_refused(tmp_path):
     import torch
 
-    from contig.errors import InputError
-    from contig.models import build_backbone
+    from contig.core.errors import InputError
+    from contig.pretrain.models import build_backbone
 
     torch.save({"conv1.weight": _RunsCode(tmp_path / "pwned")}, tmp_path / "weights.pt")
     with pytest.raises(InputError, match="refusing to load: the weights file holds Python objects"):
@@ -968,7 +968,7 @@ def escaping_manifest(base, tmp_path) -> tuple[Path, list[str]]:
 
 
 def test_escaping_paths_are_refused_unless_allowed(escaping_manifest, tmp_path):
-    from contig.images import build_image_cache
+    from contig.images.cache import build_image_cache
 
     manifest, escaping = escaping_manifest
     result = build_image_cache(manifest, tmp_path / "out" / "cache", 32, on_error="exclude",
@@ -984,7 +984,7 @@ def test_escaping_paths_are_refused_unless_allowed(escaping_manifest, tmp_path):
 
 
 def test_links_inside_the_folder_and_a_linked_folder_are_fine(base, tmp_path):
-    from contig.images import build_image_cache
+    from contig.images.cache import build_image_cache
 
     real = tmp_path / "real"
     (real / "images").mkdir(parents=True)

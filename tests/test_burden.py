@@ -1,4 +1,4 @@
-"""contig.burden: burden matrices against a brute-force loop, gene-table errors, the CLI."""
+"""contig.scores.burden: burden matrices against a brute-force loop, gene-table errors, the CLI."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from contig.burden import burden_scores, output_paths, read_gene_table
+from contig.scores.burden import burden_scores, output_paths, read_gene_table
 from contig.cli import main
-from contig.errors import InputError
-from contig.modality import load_modality
-from contig.plinkio import Genotypes, write_bfile
+from contig.core.errors import InputError
+from contig.scores.modality import load_modality
+from contig.genotypes.plinkio import Genotypes, write_bfile
 
 GENES_TSV = ("chrom\tstart\tend\tgene\textra\n"
              "1\t1000\t1900\tG1\tx\n"

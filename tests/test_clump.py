@@ -1,4 +1,5 @@
-"""Clumping: identical to plink1.9 --clump (index variants, members, TOTAL and p-value bins)."""
+"""Clumping: identical to plink1.9 --clump (index variants, members, TOTAL and p-value bins), on
+the default LOG10P column or the one --p-column names."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import polars as pl
 import pytest
 
 from contig.cli import main
-from contig.clump import clump, haplotype_r2, merge_sumstats
-from contig.gwas import run_gwas, write_gwas_outputs
-from contig.plinkio import Genotypes
-from gwas_helpers import mean_imputed, simulate_cohort, write_table
+from contig.gwas.clump import clump, haplotype_r2, merge_sumstats
+from contig.gwas.association import run_gwas
+from contig.gwas.sumstats import write_gwas_outputs
+from contig.genotypes.plinkio import Genotypes
+from helpers.gwas import mean_imputed, simulate_cohort, write_table
 
 PLINK1 = shutil.which("plink1.9")
 
@@ -35,9 +37,9 @@ def planted(request, tmp_path_factory):
     return c, root / "gwas.y.parquet", root
 
 
-def _plink_clumps(prefix, sumstats_path, root, p1, p2, r2, kb):
+def _plink_clumps(prefix, sumstats_path, root, p1, p2, r2, kb, column="LOG10P"):
     table = pl.read_parquet(sumstats_path)
-    lines = ["SNP P"] + [f"{i} {10.0 ** -lp:.17g}" for i, lp in zip(table["ID"], table["LOG10P"])]
+    lines = ["SNP P"] + [f"{i} {10.0 ** -lp:.17g}" for i, lp in zip(table["ID"], table[column])]
     (root / "plink.ss").write_text("\n".join(lines) + "\n")
     subprocess.run([PLINK1, "--bfile", str(prefix), "--clump", str(root / "plink.ss"), "--clump-p1", str(p1),
                     "--clump-p2", str(p2), "--clump-r2", str(r2), "--clump-kb", str(kb), "--allow-no-sex",
@@ -48,7 +50,7 @@ def _plink_clumps(prefix, sumstats_path, root, p1, p2, r2, kb):
             for r in rows[1:]]
 
 
-@pytest.mark.plink2
+@pytest.mark.plink2("plink1.9")
 @pytest.mark.skipif(PLINK1 is None, reason="plink1.9 is not installed (apt-get install plink1.9)")
 @pytest.mark.parametrize("p1,p2,r2,kb", [(5e-8, 1e-7, 0.1, 250), (1e-4, 1e-2, 0.2, 100),
                                          (1e-3, 0.5, 0.05, 50), (1e-2, 1.0, 0.01, 30)])
@@ -63,7 +65,7 @@ def test_equals_plink19_clump(planted, p1, p2, r2, kb):
     assert len(expected) >= 2
 
 
-@pytest.mark.plink2
+@pytest.mark.plink2("plink1.9")
 @pytest.mark.skipif(PLINK1 is None, reason="plink1.9 is not installed")
 def test_haplotype_r2_equals_plink19_ld(planted):
     c, _, root = planted
@@ -83,7 +85,7 @@ def test_cli_loci_and_keep(planted, tmp_path):
     out = tmp_path / "cl"
     assert main(["clump", "--sumstats", str(sumstats), "--bfile", str(c.prefix), "--keep", str(keep),
                  "--out", str(out), "--p1", "1e-6", "--p2", "1e-4", "--kb", "100"]) == 0
-    loci = pl.read_csv(f"{out}.loci.tsv", separator="\t")
+    loci = pl.read_csv(f"{out}.tsv", separator="\t")
     clumps = pl.read_csv(f"{out}.clumps.tsv", separator="\t")
     assert loci.height == clumps.height >= 1
     assert (loci["START"] <= loci["LEAD_POS"]).all() and (loci["LEAD_POS"] <= loci["END"]).all()
@@ -98,3 +100,61 @@ def test_several_files_take_the_smallest_p(tmp_path):
     b.write_parquet(tmp_path / "b.parquet")
     merged = merge_sumstats([tmp_path / "a.parquet", tmp_path / "b.parquet"])
     assert dict(zip(merged["ID"], merged["LOG10P"])) == {"x": 5.0, "y": 9.0}
+
+
+def _two_columns(sumstats, path):
+    """The planted sumstats with LOG10P_JOINT = LOG10P moved 150 variants along (other loci) and
+    LOG10P replaced by noise: clumping either column gives different loci."""
+    table = pl.read_parquet(sumstats)
+    lp = table["LOG10P"].to_numpy()
+    table = table.with_columns(pl.Series("LOG10P_JOINT", np.roll(lp, 150)),
+                               pl.Series("LOG10P", np.random.default_rng(0).uniform(0, 2, len(lp))))
+    table.write_parquet(path)
+    return path
+
+
+@pytest.mark.plink2
+@pytest.mark.skipif(PLINK1 is None, reason="plink1.9 is not installed")
+def test_p_column_joint_equals_plink19_on_that_column(planted, tmp_path):
+    c, sumstats, _ = planted
+    path = _two_columns(sumstats, tmp_path / "two.parquet")
+    expected = _plink_clumps(c.prefix, path, tmp_path, 1e-4, 1e-2, 0.2, 100, column="LOG10P_JOINT")
+    out = tmp_path / "cl"
+    assert main(["clump", "--sumstats", str(path), "--bfile", str(c.prefix), "--out", str(out),
+                 "--p-column", "LOG10P_JOINT", "--p1", "1e-4", "--p2", "1e-2", "--r2", "0.2", "--kb", "100"]) == 0
+    clumps = pl.read_csv(f"{out}.clumps.tsv", separator="\t")
+    assert clumps["ID"].to_list() == [row[0] for row in expected] and len(expected) >= 2
+
+
+def test_p_column_selects_the_clumped_column(planted, tmp_path, capsys):
+    c, sumstats, _ = planted
+    path = _two_columns(sumstats, tmp_path / "two.parquet")
+    merged = merge_sumstats([path], "LOG10P_JOINT")
+    np.testing.assert_array_equal(merged["LOG10P"].to_numpy(), pl.read_parquet(path)["LOG10P_JOINT"].to_numpy())
+    genotypes = Genotypes.open(c.prefix)
+    joint = clump(merged, genotypes, 1e-6, 1e-4)
+    default = clump(merge_sumstats([path]), genotypes, 1e-6, 1e-4)
+    assert joint.loci.height >= 2 and default.loci.height == 0
+    status = main(["clump", "--sumstats", str(sumstats), "--bfile", str(c.prefix), "--out",
+                   str(tmp_path / "x"), "--p-column", "LOG10P_JOINT"])
+    assert status == 2 and "LOG10P_JOINT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option,value", [("--p1", "0"), ("--p2", "1.5"), ("--r2", "-0.1"), ("--kb", "0")])
+def test_cli_refuses_out_of_range_settings(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["clump", "--sumstats", "s", "--bfile", "b", "--out", str(tmp_path / "c"), option, value])
+    assert exit_info.value.code == 2 and option in capsys.readouterr().err
+
+
+def test_command_defaults_are_the_library_defaults():
+    import argparse
+
+    from contig.cli.clump import add_arguments
+    from contig.gwas.clump import CLUMP_DEFAULTS
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--sumstats", "s", "--bfile", "b", "--out", "o"])
+    assert (args.p1, args.p2, args.r2, args.kb, args.p_column) == (
+        CLUMP_DEFAULTS.p1, CLUMP_DEFAULTS.p2, CLUMP_DEFAULTS.r2, CLUMP_DEFAULTS.kb, CLUMP_DEFAULTS.p_column)

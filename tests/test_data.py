@@ -10,23 +10,20 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from contig.data import (
-    BatchAugment,
+from contig.core.errors import InputError
+from contig.pretrain.augment import BatchAugment, _gaussian_blur, _rotate_hue, eval_images
+from contig.pretrain.data import (
     PersonBatchDataset,
     PersonImages,
-    _gaussian_blur,
-    _rotate_hue,
     assign_folds,
     build_cohort,
     epoch_batches,
-    eval_images,
     fold_split,
     rank_share,
     read_image_cache,
     split_by_fraction,
 )
-from contig.errors import InputError
-from contig.modality import Modality
+from contig.scores.modality import Modality
 
 
 def index_table(people_eyes: dict[str, list[str]]) -> pl.DataFrame:

@@ -103,7 +103,7 @@ def test_every_table_on_the_way_is_identical(two_runs):
 def test_model_weights_are_equal(two_runs):
     import torch
 
-    from contig.train import load_checkpoint
+    from contig.pretrain.checkpoint import load_checkpoint
 
     for fold in ("fold0", "fold1"):
         a, b = (load_checkpoint(run / fold / "model.pt")["model"] for run in two_runs)

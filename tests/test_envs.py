@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from contig.cli import COMMANDS
-from workflow_helpers import ROOT
+from helpers.workflow import ROOT
 
 # import name -> distribution name (conda-forge / PyPI)
 DISTRIBUTION = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn",

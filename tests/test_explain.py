@@ -12,28 +12,31 @@ import pytest
 import torch
 
 from contig.cli import main
-from contig.errors import InputError
-from contig.explain import (
+from contig.core.errors import InputError
+from contig.pretrain.attribution import (
     Attributions,
     ExplainSettings,
     PersonLoss,
     choose_people,
     explain_models,
-    feature_table,
     integrated_gradients,
     load_explain_model,
-    modality_table,
     person_contrastive_loss,
+)
+from contig.pretrain.explain_tables import (
+    feature_table,
+    modality_table,
     precision_at_k,
     read_truth,
     snp_positions,
 )
-from contig.losses import image_genetics_loss
-from contig.modality import load_modality
-from contig.models import ModelConfig, build_model
-from contig.plinkio import read_bim
-from contig.train import load_checkpoint, save_torch_atomic, train
-from test_train import tiny_config, write_toy_cohort
+from contig.pretrain.losses import image_genetics_loss
+from contig.scores.modality import load_modality
+from contig.pretrain.models import ModelConfig, build_model
+from contig.genotypes.plinkio import read_bim
+from contig.pretrain.checkpoint import load_checkpoint, save_torch_atomic
+from contig.pretrain.train import train
+from helpers.toy_training import tiny_config, write_toy_cohort
 
 CONTIG = [sys.executable, "-m", "contig"]
 
@@ -43,7 +46,8 @@ CONTIG = [sys.executable, "-m", "contig"]
 @pytest.fixture(scope="module")
 def tiny_loss():
     """A PersonLoss on a random tiny model (two modalities of 6 and 3 features), fixed reference
-    embeddings, and a batch of 4 people: (loss, inputs, baselines, image embeddings)."""
+    embeddings, and a batch of 4 people: (loss, inputs, baselines, image embeddings). Image
+    embeddings are ``(people, modalities, d)``: one image projection per modality."""
     torch.manual_seed(0)
     config = ModelConfig(arch="resnet18", proj_hidden=16, proj_dim=8,
                          genetic_features={"a": 6, "b": 3}, genetic_hidden=16)
@@ -51,12 +55,12 @@ def tiny_loss():
     for p in model.parameters():
         p.requires_grad_(False)
     g = torch.Generator().manual_seed(1)
-    ref_img = torch.randn(5, 8, generator=g)
+    ref_img = torch.randn(5, 2, 8, generator=g)
     ref_gen = {"a": torch.randn(5, 8, generator=g), "b": torch.randn(5, 8, generator=g)}
     loss = PersonLoss(model, ["a", "b"], ref_img, ref_gen, temperature=0.2, alpha=0.75)
     x = (2 * torch.randn(4, 6, generator=g), 2 * torch.randn(4, 3, generator=g))
     base = (torch.randn(1, 6, generator=g) * 0.1, torch.randn(1, 3, generator=g) * 0.1)
-    img = torch.randn(4, 8, generator=g)
+    img = torch.randn(4, 2, 8, generator=g)
     return loss, x, base, img
 
 
@@ -117,7 +121,7 @@ def test_integrated_gradients_match_a_brute_force_riemann_sum(tiny_loss):
     n = 4000
     alphas = (torch.arange(n, dtype=torch.float32) + 0.5) / n
     path = tuple((b + alphas[:, None] * (t - b)).requires_grad_(True) for t, b in zip(xs, base))
-    out = loss(*path, img[person:person + 1].expand(n, -1))
+    out = loss(*path, img[person:person + 1].expand(n, -1, -1))
     grads = torch.autograd.grad(out.sum(), path)
     oracle = [(t - b) * g.mean(0, keepdim=True) for t, b, g in zip(xs, base, grads)]
     attr, _ = integrated_gradients(loss, xs, base, img[person:person + 1], steps=2048,
@@ -185,6 +189,25 @@ def test_explains_held_out_people_only_and_deterministically(folds):
     # completeness holds per person for the real (batched, two-modality) loss
     total = attr.values["snps"].sum(1) + attr.values["prs"].sum(1)
     np.testing.assert_allclose(total - (attr.loss - attr.baseline_loss), attr.delta, atol=1e-4)
+
+
+def test_per_modality_image_heads_are_explained_with_their_own_head(tmp_path):
+    """Models with one image head per modality (the reference code's layout) are explained with
+    the head paired with each modality: completeness holds per person, and the reference
+    projections differ between the two heads."""
+    cache, mods, _ = write_toy_cohort(tmp_path / "data", n_people=40, seed=5)
+    paths = [train(tiny_config(cache, mods, tmp_path / f"fold{k}", epochs=1, n_folds=2, fold=k,
+                               image_heads="per_modality")) for k in range(2)]
+    models, _, (attr, _, context) = _explain(cache, mods, paths)
+    total = attr.values["snps"].sum(1) + attr.values["prs"].sum(1)
+    np.testing.assert_allclose(total - (attr.loss - attr.baseline_loss), attr.delta, atol=1e-4)
+    ref_img, ref_gen = context.reference[0]
+    model = models[0].model
+    assert not torch.allclose(ref_img[:, 0], ref_img[:, 1])  # two heads, two projections
+    names = list(models[0].modalities)
+    for name in names:
+        assert model.image_head_for(name) is model.image_heads[name]
+    assert ref_img.shape[1] == len(names) and set(ref_gen) == set(names)
 
 
 def test_planted_feature_ranks_first(folds, tmp_path):
@@ -337,3 +360,22 @@ def test_cli_writes_every_output_and_refuses_simclr(folds, tmp_path, capsys):
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "simclr" in lines[0] and lines[0].startswith("contig explain: error")
     assert not refused.parent.exists() or not any(refused.parent.iterdir())
+
+
+def test_cli_defaults_come_from_the_settings_and_out_of_range_is_refused(capsys):
+    import argparse
+
+    from contig.cli import explain as cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["--images", "x", "--checkpoint", "m.pt", "--modality", "snps=s.npz",
+                              "--out", "o"])
+    assert cli.settings_from_args(args) == ExplainSettings()
+    for bad in (["--steps", "1"], ["--n-people", "0"], ["--window-kb", "-1"], ["--top-k", "0"],
+                ["--saliency", "-1"], ["--noise-sd", "-0.5"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["explain", "--images", "x", "--checkpoint", "m.pt", "--modality", "snps=s.npz",
+                  "--out", "o", *bad])
+        assert stop.value.code == 2, bad
+    assert "steps >= 2" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""GWAS step 2: exact OLS against statsmodels and plink2, p-value tails, calibration, CLI, bad input."""
+"""GWAS step 2: exact OLS against statsmodels and plink2, the joint test against statsmodels' MANOVA,
+p-value tails, calibration, outputs, the per-phenotype summary, CLI, bad input."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ from pathlib import Path
 
 import mpmath
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 import statsmodels.api as sm
 
 from contig.cli import main
-from contig import gwas
-from contig.gwas import SUMSTATS_COLUMNS, auto_chunk_size, lambda_gc, run_gwas, t_test_log10p, write_gwas_outputs
-from contig.plinkio import read_fam, write_bfile
-from gwas_helpers import mean_imputed, principal_components, simulate_cohort, write_table
+from contig.core.errors import InputError
+from contig.gwas import association as gwas
+from contig.gwas.association import run_gwas
+from contig.gwas.backends import auto_chunk_size
+from contig.gwas.stats import CHI2_1DF_MEDIAN, lambda_gc, t_test_log10p
+from contig.gwas.summary import summarize_scan
+from contig.gwas.sumstats import SUMSTATS_COLUMNS, write_gwas_outputs
+from contig.genotypes.plinkio import read_fam, write_bfile
+from helpers.gwas import mean_imputed, principal_components, simulate_cohort, write_table
 
 PLINK2 = shutil.which("plink2")
 
@@ -241,10 +248,11 @@ def test_equals_plink2_glm_without_missing_calls(tmp_path):
                 assert abs(value - float(text)) <= tolerance, (name, column, text, value)
 
 
-def test_outputs_combined_and_summary(cohort, tmp_path):
+def test_outputs_and_combined_table(cohort, tmp_path):
     c, pheno, covar, *_ = cohort
     result = run_gwas(c.prefix, pheno, covar)
     paths = write_gwas_outputs(result, tmp_path / "out")
+    assert "summary" not in paths and not list(tmp_path.glob("out.summary*"))
     table = pl.read_parquet(paths["y0.parquet"])
     assert table.columns == SUMSTATS_COLUMNS
     with gzip.open(paths["y0.tsv"], "rt") as handle:
@@ -254,13 +262,44 @@ def test_outputs_combined_and_summary(cohort, tmp_path):
     assert table["ALLELE0"].to_list() == bim["REF"].to_list()
     np.testing.assert_allclose(table["CHISQ"].to_numpy(), (result.beta[:, 0] / result.se[:, 0]) ** 2)
     combined = pl.read_parquet(paths["combined.parquet"])
+    assert combined.columns == SUMSTATS_COLUMNS[:7] + ["PHENO", "LOG10P", "P", "F_JOINT", "LOG10P_JOINT"]
     best = np.nanmax(result.log10p, axis=1)
     expected_p = np.minimum(1.0, 4 * 10.0 ** -best)
     np.testing.assert_allclose(combined["P"].to_numpy(), expected_p, rtol=1e-9)
-    summary = pl.read_csv(paths["summary"], separator="\t", null_values="NA")
-    assert summary["PHENO"].to_list() == ["y0", "y1", "y2", "y3", "combined"]
-    assert summary["LAMBDA_GC"][3] == pytest.approx(lambda_gc(result.log10p[:, 3]))
-    assert summary["N_SIG_5E8"][0] == int((result.log10p[:, 0] >= -np.log10(5e-8)).sum())
+    np.testing.assert_array_equal(combined["LOG10P_JOINT"].to_numpy(), result.log10p_joint)
+    text = pl.read_csv(paths["combined.tsv"], separator="\t", null_values="NA", schema_overrides={"CHROM": pl.Utf8})
+    np.testing.assert_allclose(text["F_JOINT"].to_numpy(), result.f_joint, rtol=1.2e-7)
+
+
+def test_summary_from_written_sumstats_at_any_threshold(cohort, tmp_path):
+    """`contig gwas-summary` reads the files one phenotype at a time: people, variants tested,
+    count at the threshold and λGC per phenotype, then the combined and joint rows."""
+    c, pheno, covar, *_ = cohort
+    result = run_gwas(c.prefix, pheno, covar)
+    write_gwas_outputs(result, tmp_path / "out", per_pheno_dir=tmp_path / "dir", formats=["tsv.gz"])
+    combined = tmp_path / "out.combined.parquet"
+    for threshold in (5e-8, 1e-2):
+        assert main(["gwas-summary", "--sumstats-dir", str(tmp_path / "dir"), "--combined", str(combined),
+                     "--threshold", str(threshold), "--out", str(tmp_path / "s.tsv")]) == 0
+        summary = pl.read_csv(tmp_path / "s.tsv", separator="\t", null_values="NA")
+        assert summary.columns == ["PHENO", "N_SAMPLES", "N_TESTED", "N_SIG", "LAMBDA_GC"]
+        assert summary["PHENO"].to_list() == ["y0", "y1", "y2", "y3", "combined", "joint"]
+        assert (summary["N_SAMPLES"] == result.n_samples).all()
+        for j in range(4):
+            lp = result.log10p[:, j]
+            assert summary["N_SIG"][j] == int((lp >= -np.log10(threshold)).sum())
+            assert summary["N_TESTED"][j] == int(np.isfinite(lp).sum())
+            # The text files hold float32 statistics: λGC agrees to their precision.
+            assert summary["LAMBDA_GC"][j] == pytest.approx(lambda_gc(lp), rel=1e-6)
+        joint = result.log10p_joint
+        assert summary["N_SIG"][5] == int((joint >= -np.log10(threshold)).sum())
+        assert summary["LAMBDA_GC"][5] == pytest.approx(lambda_gc(joint), rel=1e-12)
+        assert summary["LAMBDA_GC"][4] is None
+    assert summary["N_SIG"][0] > 0
+    paths = write_gwas_outputs(result, tmp_path / "pq", formats=["parquet"])
+    exact = summarize_scan(paths["combined.parquet"], prefix=tmp_path / "pq")
+    assert exact["LAMBDA_GC"].to_list()[:4] == [lambda_gc(result.log10p[:, j]) for j in range(4)]
+    assert exact["N_SIG"][0] == int((result.log10p[:, 0] >= -np.log10(5e-8)).sum())
 
 
 def test_cli_writes_everything(cohort, tmp_path, caplog):
@@ -271,8 +310,21 @@ def test_cli_writes_everything(cohort, tmp_path, caplog):
                  "--out", str(out), "--chunk-size", "50", "--maf", "0.05"]) == 0
     for name in ["y0", "y1", "y2", "y3"]:
         assert Path(f"{out}.{name}.tsv.gz").exists() and Path(f"{out}.{name}.parquet").exists()
-    assert Path(f"{out}.combined.parquet").exists() and Path(f"{out}.summary.tsv").exists()
+    assert Path(f"{out}.combined.parquet").exists() and not Path(f"{out}.summary.tsv").exists()
     assert "below --maf" in caplog.text and "missing a phenotype" in caplog.text
+    assert "joint test of 4 phenotypes (F on 4 and 589 df)" in caplog.text
+
+
+@pytest.mark.parametrize("option,value", [("--maf", "0.6"), ("--threads", "0"), ("--chunk-size", "-1"),
+                                          ("--dtype", "float16")])
+def test_cli_refuses_out_of_range_settings(cohort, tmp_path, capsys, option, value):
+    c, pheno, covar, *_ = cohort
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gwas", "--bfile", str(c.prefix), "--pheno", str(pheno), "--covar", str(covar),
+              "--out", str(tmp_path / "x"), option, value])
+    assert exit_info.value.code == 2 and option in capsys.readouterr().err
+    with pytest.raises(InputError, match="--maf"):
+        run_gwas(c.prefix, pheno, covar, maf=0.7)
 
 
 def _run_bad(args, capsys):
@@ -315,7 +367,7 @@ def test_loco_file_must_cover_tested_chromosomes(cohort, tmp_path, capsys):
 
 def test_per_chromosome_parts_gather_to_the_single_scan(cohort, tmp_path):
     """Scatter by chromosome (one part each, plus a chromosome with nothing to test), gather, and
-    get byte-identical per-phenotype tables and the same combined table and summary."""
+    get byte-identical per-phenotype tables and the same combined table (joint test included)."""
     c, pheno, covar, *_ = cohort
     whole = tmp_path / "whole"
     assert main(["gwas", "--bfile", str(c.prefix), "--pheno", str(pheno), "--covar", str(covar),
@@ -336,7 +388,7 @@ def test_per_chromosome_parts_gather_to_the_single_scan(cohort, tmp_path):
         assert pl.read_parquet(folder / f"y{j}.parquet").equals(pl.read_parquet(f"{whole}.y{j}.parquet"))
         assert (folder / f"y{j}.tsv.gz").read_bytes() == Path(f"{whole}.y{j}.tsv.gz").read_bytes()
     assert pl.read_parquet(f"{gathered}.combined.parquet").equals(pl.read_parquet(f"{whole}.combined.parquet"))
-    assert Path(f"{gathered}.summary.tsv").read_text() == Path(f"{whole}.summary.tsv").read_text()
+    assert not Path(f"{gathered}.summary.tsv").exists()
     assert not list(tmp_path.glob(".*tmp*"))
 
 
@@ -369,4 +421,143 @@ def test_same_inputs_give_identical_bytes(cohort, tmp_path):
 def test_chi2_median_constant():
     from scipy.special import chdtri
 
-    assert gwas.CHI2_1DF_MEDIAN == chdtri(1, 0.5)
+    assert CHI2_1DF_MEDIAN == chdtri(1, 0.5)
+
+
+# --------------------------------------------------------------------------- the joint test
+
+
+def _manova_wilks(y: np.ndarray, covariates: np.ndarray, g: np.ndarray) -> tuple[float, float, float, float]:
+    """statsmodels' MANOVA of ``y (n, k)`` on [1, covariates, g]: Wilks' lambda F, its p, df."""
+    from statsmodels.multivariate.manova import MANOVA
+
+    exog = np.column_stack([np.ones(len(g)), covariates, g])
+    names = ["const"] + [f"c{i}" for i in range(covariates.shape[1])] + ["g"]
+    hypothesis = np.zeros((1, exog.shape[1]))
+    hypothesis[0, -1] = 1.0
+    test = MANOVA(y, pd.DataFrame(exog, columns=names)).mv_test([("g", hypothesis)])
+    row = test.results["g"]["stat"].loc["Wilks' lambda"]
+    return float(row["F Value"]), float(row["Pr > F"]), float(row["Num DF"]), float(row["Den DF"])
+
+
+@pytest.mark.parametrize("device", ["cpu", "cpu-torch"])
+def test_joint_test_equals_statsmodels_manova(cohort, device):
+    """Mean-imputed genotypes with 2% missing calls, three covariates, four phenotypes: F, p and
+    df of the joint test are Wilks' lambda's of statsmodels' MANOVA."""
+    c, pheno, covar, y, cov, keep = cohort
+    result = run_gwas(c.prefix, pheno, covar, chunk_size=61, device=device)
+    g = mean_imputed(c.genotypes[:, keep])
+    assert result.df_joint == keep.sum() - 4 - 4
+    rng = np.random.default_rng(1)
+    for v in [17, 333, *rng.integers(0, g.shape[0], 12).tolist()]:
+        f, p, df_num, df_den = _manova_wilks(y[keep], cov[keep], g[v])
+        assert (df_num, df_den) == (4, result.df_joint)
+        assert result.f_joint[v] == pytest.approx(f, rel=1e-8)
+        assert result.log10p_joint[v] == pytest.approx(-np.log10(p), rel=1e-8, abs=1e-10)
+    assert result.log10p_joint[17] > 5
+
+
+def test_joint_test_uses_the_loco_adjusted_phenotypes(cohort, tmp_path):
+    """With LOCO predictions the joint test is the MANOVA of y − L_chrom, with the same df."""
+    c, pheno, covar, y, cov, keep = cohort
+    rng = np.random.default_rng(4)
+    n = len(c.iid)
+    loco = {f"y{j}:{chrom}": 0.3 * rng.standard_normal(n) for j in range(4) for chrom in "123"}
+    path = write_table(tmp_path / "loco.tsv", c.iid, loco)
+    result = run_gwas(c.prefix, pheno, covar, loco=path)
+    g = mean_imputed(c.genotypes[:, keep])
+    chrom = c.bim["CHROM"].to_numpy()
+    for v in (5, 250, 480):
+        adjusted = y[keep] - np.column_stack([loco[f"y{j}:{chrom[v]}"][keep] for j in range(4)])
+        f, p, _, _ = _manova_wilks(adjusted, cov[keep], g[v])
+        assert result.f_joint[v] == pytest.approx(f, rel=1e-8)
+        assert result.log10p_joint[v] == pytest.approx(-np.log10(p), rel=1e-8, abs=1e-10)
+
+
+def test_joint_test_of_one_phenotype_is_the_t_test(cohort):
+    c, pheno, covar, *_ = cohort
+    result = run_gwas(c.prefix, pheno, covar, pheno_cols=["y1"])
+    np.testing.assert_allclose(result.f_joint, (result.beta[:, 0] / result.se[:, 0]) ** 2, rtol=1e-9)
+    np.testing.assert_allclose(result.log10p_joint, result.log10p[:, 0], rtol=1e-9, atol=1e-10)
+
+
+def test_joint_test_is_na_for_dependent_phenotypes_or_too_few_people(cohort, tmp_path, caplog):
+    c, pheno, covar, y, cov, keep = cohort
+    caplog.set_level(logging.WARNING)
+    twice = write_table(tmp_path / "twice.tsv", c.iid, {"a": y[:, 0], "b": y[:, 1], "a2": 2 * y[:, 0] - y[:, 1]})
+    result = run_gwas(c.prefix, twice, covar)
+    assert np.isnan(result.f_joint).all() and np.isnan(result.log10p_joint).all()
+    assert np.isfinite(result.log10p).all() and "linearly dependent" in caplog.text
+    few = np.flatnonzero(keep)[:9]
+    rng = np.random.default_rng(0)
+    wide = write_table(tmp_path / "wide.tsv", c.iid[few], {f"y{j}": rng.standard_normal(9) for j in range(6)})
+    result = run_gwas(c.prefix, wide, covar)
+    assert result.df_joint == 9 - 4 - 6 and np.isnan(result.log10p_joint).all()
+    assert "leave -1 df" in caplog.text
+
+
+def test_joint_p_values_are_uniform_under_the_null(tmp_path):
+    """20,000 independent null variants (1% missing calls, mean-imputed), five correlated normal
+    phenotypes and two covariates: the joint p-values are uniform (KS test) and λGC is 1 ± 0.1."""
+    from scipy.stats import kstest
+
+    c = simulate_cohort(tmp_path / "g", n_samples=400, n_chrom=2, snps_per_chrom=10_000, ld_rho=0.0,
+                        fst=0.01, missing_rate=0.01, seed=31)
+    rng = np.random.default_rng(32)
+    n = len(c.iid)
+    cov = np.column_stack([rng.standard_normal(n), rng.uniform(20, 70, n)])
+    y = rng.standard_normal((n, 5)) @ rng.standard_normal((5, 5)) + 0.05 * cov[:, 1:]
+    pheno = write_table(tmp_path / "p.tsv", c.iid, {f"y{j}": y[:, j] for j in range(5)})
+    covar = write_table(tmp_path / "c.tsv", c.iid, {"c1": cov[:, 0], "age": cov[:, 1]})
+    result = run_gwas(c.prefix, pheno, covar)
+    joint = result.log10p_joint[np.isfinite(result.log10p_joint)]
+    assert joint.size > 19_900
+    assert kstest(10.0 ** -joint, "uniform").pvalue > 1e-3
+    assert 0.9 <= lambda_gc(joint) <= 1.1
+
+
+def test_summary_bad_inputs(cohort, tmp_path, capsys):
+    c, pheno, covar, *_ = cohort
+    paths = write_gwas_outputs(run_gwas(c.prefix, pheno, covar, chroms=["1"]), tmp_path / "a",
+                               per_pheno_dir=tmp_path / "dir", formats=["parquet"])
+    paths["y2.parquet"].unlink()
+    status, line = _run_bad(["gwas-summary", "--sumstats-dir", str(tmp_path / "dir"), "--combined",
+                             str(paths["combined.parquet"]), "--out", str(tmp_path / "s.tsv")], capsys)
+    assert status == 2 and "'y2'" in line and "y2.parquet" in line
+    status, line = _run_bad(["gwas-summary", "--sumstats-dir", str(tmp_path / "dir"), "--combined",
+                             str(paths["y0.parquet"]), "--out", str(tmp_path / "s.tsv")], capsys)
+    assert status == 2 and "y0.parquet" in line and "not an OUT.combined.parquet" in line
+    with pytest.raises(SystemExit):
+        main(["gwas-summary", "--sumstats-dir", str(tmp_path / "dir"), "--combined",
+              str(paths["combined.parquet"]), "--threshold", "0", "--out", str(tmp_path / "s.tsv")])
+    assert not (tmp_path / "s.tsv").exists()
+
+
+def _parse(command: str, argv: list[str]):
+    """The arguments of ``contig COMMAND ARGV`` as its own parser reads them (nothing runs)."""
+    import argparse
+    import importlib
+
+    from contig.cli import COMMANDS
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(f"contig.cli.{COMMANDS[command][0]}").add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_command_defaults_are_the_library_defaults():
+    from contig.gwas.association import SCAN_DEFAULTS
+    from contig.gwas.stats import GENOME_WIDE
+    from contig.gwas.summary import SUMMARY_DEFAULTS
+    from contig.gwas.sumstats import DEFAULT_P_COLUMN, PER_PHENO_FORMATS
+
+    args = _parse("gwas", ["--bfile", "b", "--pheno", "p", "--covar", "c", "--out", "o"])
+    assert (args.threads, args.chunk_size, args.device, args.dtype, args.maf, tuple(args.formats)) == (
+        SCAN_DEFAULTS.threads, SCAN_DEFAULTS.chunk_size, SCAN_DEFAULTS.device, SCAN_DEFAULTS.dtype,
+        SCAN_DEFAULTS.maf, PER_PHENO_FORMATS)
+    args = _parse("gwas-gather", ["--parts", "a", "--out", "o"])
+    assert (args.threads, tuple(args.formats)) == (SCAN_DEFAULTS.threads, PER_PHENO_FORMATS)
+    args = _parse("gwas-summary", ["--sumstats-dir", "d", "--combined", "c", "--out", "o"])
+    assert args.threshold == SUMMARY_DEFAULTS.threshold == GENOME_WIDE == 5e-8
+    args = _parse("gwas-plots", ["--sumstats", "s", "--out", "o"])
+    assert (args.threshold, args.p_column) == (GENOME_WIDE, DEFAULT_P_COLUMN)

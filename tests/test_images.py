@@ -1,4 +1,4 @@
-"""Tests of contig.images / ``contig images``: manifest validation, field crop, brightness, cache.
+"""contig.images (manifest, fundus, cache) and ``contig images``: validation, field crop, brightness.
 
 Oracles: images drawn here with PIL (a bright disc on black with known position), the crop box
 read back from the drawn pixels with numpy, and PIL's own crop + LANCZOS resize.
@@ -19,7 +19,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from contig.cli import main
-from contig.images import build_image_cache, find_field, load_image_cache, robust_z
+from contig.images.cache import build_image_cache, load_image_cache, robust_z
+from contig.images.fundus import find_field
 
 SIZE = 32
 GOOD = 6  # good images in the base cohort, manifest rows 2..7
@@ -428,7 +429,7 @@ def test_cli_with_worker_pool_matches_one_process(cohort, tmp_path):
 
 
 def test_shrink_npy_rows_equals_saving_the_subset(tmp_path):
-    from contig.images import shrink_npy_rows
+    from contig.images.cache import shrink_npy_rows
 
     array = np.random.default_rng(0).integers(0, 256, size=(9, 4, 4, 3), dtype=np.uint8)
     np.save(tmp_path / "a.npy", array)
@@ -436,3 +437,17 @@ def test_shrink_npy_rows_equals_saving_the_subset(tmp_path):
     shrink_npy_rows(tmp_path / "a.npy", keep)
     np.save(tmp_path / "b.npy", array[keep])
     assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+
+
+@pytest.mark.parametrize("flag, value", [("--size", "7"), ("--brightness-z", "-1"), ("--workers", "0"),
+                                         ("--brightness-z", "nan")])
+def test_out_of_range_options_are_refused(cohort, tmp_path, capsys, flag, value):
+    data, rows = cohort
+    manifest = write_manifest(data / "manifest.tsv", rows)
+    args = {"--size": str(SIZE), "--workers": "1", flag: value}
+    with pytest.raises(SystemExit) as stop:
+        main(["images", "--manifest", str(manifest), "--out", str(tmp_path / "c"),
+              *[item for pair in args.items() for item in pair]])
+    assert stop.value.code == 2
+    assert f"argument {flag}: " in capsys.readouterr().err
+    assert cache_files(tmp_path) == ["data"]

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from contig.losses import (
+from contig.pretrain.losses import (
+    TAU_MAX,
+    TAU_MIN,
     ContrastiveTemperature,
     image_genetics_loss,
     multimodal_loss,
@@ -124,3 +126,56 @@ def test_temperature_fixed_or_learnable():
     assert not list(fixed.parameters())
     learnable = ContrastiveTemperature(0.1, learnable=True)
     assert len(list(learnable.parameters())) == 1
+
+
+def brute_force_nt_xent(z1, z2, tau, person=None):
+    """Loop form of NT-Xent: view a of image i, positive = the other view of i, negatives = both
+    views of every image of another person (every other image when ``person`` is None)."""
+    n = z1.shape[0]
+    views = [(z1[i], i) for i in range(n)] + [(z2[i], i) for i in range(n)]
+    owner = list(range(n)) if person is None else [int(p) for p in person]
+    terms = []
+    for a, (za, i) in enumerate(views):
+        b = (a + n) % (2 * n)
+        pos = math.exp(_cos(za, views[b][0]) / tau)
+        neg = sum(math.exp(_cos(za, zk) / tau) for zk, k in views if owner[k] != owner[i])
+        terms.append(-math.log(pos / (pos + neg)))
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize("person", [
+    [0, 1, 2, 3, 4, 5],           # one image per person: every other image is a negative
+    [0, 0, 1, 2, 2, 3],           # two people with both eyes
+    [0, 0, 0, 1, 1, 2],           # a person with three images
+    [4, 1, 4, 1, 0, 0],           # unsorted, everybody with two
+])
+@pytest.mark.parametrize("tau", [0.1, 0.5])
+def test_nt_xent_leaves_out_same_person_views(person, tau):
+    g = torch.Generator().manual_seed(sum(person) + int(10 * tau))
+    z1 = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    z2 = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    ours = nt_xent_loss(z1, z2, tau, torch.tensor(person))
+    assert float(ours) == pytest.approx(brute_force_nt_xent(z1, z2, tau, person), rel=1e-10)
+    if len(set(person)) == len(person):  # nobody twice: the original NT-Xent
+        assert float(ours) == pytest.approx(float(nt_xent_loss(z1, z2, tau)), rel=1e-12)
+    else:  # the other eye was a negative before: the masked loss differs
+        assert float(ours) != pytest.approx(float(nt_xent_loss(z1, z2, tau)), rel=1e-6)
+
+
+def test_multimodal_loss_with_one_image_head_per_modality():
+    g = torch.Generator().manual_seed(8)
+    person = torch.tensor([0, 0, 1, 2])
+    img = {"snps": torch.randn(4, 5, generator=g), "prs": torch.randn(4, 5, generator=g)}
+    gen = {"snps": torch.randn(3, 5, generator=g), "prs": torch.randn(3, 5, generator=g)}
+    present = {"snps": torch.ones(3, dtype=torch.bool), "prs": torch.tensor([True, False, True])}
+    expected = (image_genetics_loss(img["snps"], gen["snps"], person, present["snps"])
+                + image_genetics_loss(img["prs"], gen["prs"], person, present["prs"])) / 2
+    assert float(multimodal_loss(img, gen, person, present)) == pytest.approx(float(expected))
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.005, 1.5, 2.0])
+def test_temperature_outside_bounds_is_refused_not_clamped(tau):
+    with pytest.raises(ValueError, match="temperature must be in"):
+        ContrastiveTemperature(tau)
+    for edge in (TAU_MIN, TAU_MAX):
+        assert float(ContrastiveTemperature(edge)()) == pytest.approx(edge)

@@ -7,8 +7,8 @@ import torch
 import torchvision
 from torch import nn
 
-from contig.errors import InputError
-from contig.models import GeneticEncoder, ModelConfig, build_backbone, build_model
+from contig.core.errors import InputError
+from contig.pretrain.models import GeneticEncoder, ModelConfig, build_backbone, build_model
 
 
 def test_backbone_feature_sizes_and_local_weights(tmp_path):
@@ -84,3 +84,54 @@ def test_contig_model_shapes_and_config_round_trip():
     assert float(tau.detach()) == pytest.approx(0.2) and tau.requires_grad
     assert model.features(images).shape == (5, 512)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_input_and_hidden_dropout_where_they_belong():
+    """Train mode: the same draws as F.dropout on the inputs, then on the normalized hidden
+    units; eval mode: no dropout at all."""
+    torch.manual_seed(0)
+    enc = GeneticEncoder(12, 1, hidden=10, proj_hidden=8, out_dim=4, norm="layer", dropout=0.5,
+                         input_dropout=0.2).train()
+    linear, _, norm = [m for m in enc.body if not isinstance(m, nn.Dropout)]
+    x = torch.randn(6, 12)
+    torch.manual_seed(7)
+    got = enc(x)
+    torch.manual_seed(7)
+    h = nn.functional.dropout(x, 0.2, training=True)
+    h = nn.functional.dropout(norm(torch.relu(linear(h))), 0.5, training=True)
+    torch.testing.assert_close(got, enc.head(h))
+    enc.eval()
+    torch.testing.assert_close(enc(x), enc.head(norm(torch.relu(linear(x)))))
+    assert not any(isinstance(m, nn.Dropout) for m in GeneticEncoder(12, 2, hidden=10).modules())
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        GeneticEncoder(12, 1, dropout=1.0)
+
+
+def test_image_heads_shared_or_one_per_modality():
+    base = dict(arch="resnet18", proj_hidden=32, proj_dim=16, genetic_hidden=24,
+                genetic_features={"snps": 12, "prs": 5})
+    images = torch.rand(5, 3, 32, 32)
+    genetics = {"snps": torch.rand(3, 12), "prs": torch.rand(3, 5)}
+    present = {n: torch.ones(3, dtype=torch.bool) for n in genetics}
+    shared = build_model(ModelConfig(**base)).eval()
+    img, _, _ = shared(images, genetics, present)
+    assert img.shape == (5, 16) and shared.image_head_for("prs") is shared.image_head
+    torch.manual_seed(1)
+    per = build_model(ModelConfig(**base, image_heads="per_modality")).eval()
+    img, _, _ = per(images, genetics, present)
+    assert set(img) == {"snps", "prs"} and img["snps"].shape == (5, 16)
+    features = per.features(images)
+    for name in ("snps", "prs"):  # each modality's projections come from its own head
+        torch.testing.assert_close(img[name], per.image_heads[name](features))
+        assert per.image_head_for(name) is per.image_heads[name]
+    assert not torch.allclose(img["snps"], img["prs"])
+    assert not any(k.startswith("image_head.") for k in per.state_dict())
+    with pytest.raises(ValueError, match="per_modality needs"):
+        build_model(ModelConfig(arch="resnet18", image_heads="per_modality"))
+
+
+def test_model_config_of_older_files_takes_new_defaults():
+    old = ModelConfig(arch="resnet18").to_dict()
+    for key in ("genetic_dropout", "input_dropout", "image_heads"):
+        old.pop(key)
+    assert ModelConfig.from_dict(old) == ModelConfig(arch="resnet18")

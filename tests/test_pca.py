@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 
 from contig.cli import main
-from contig.ld import PruneWindow, indep_pairwise
-from contig.pca import GramOperator, block_krylov_eigh, genotype_pca, standardization
-from contig.plinkio import Genotypes, write_bfile
-from test_plinkio import make_cohort, needs_plink2, run_plink2
+from contig.genotypes.ld import PruneWindow, indep_pairwise
+from contig.genotypes.pca import GramOperator, block_krylov_eigh, genotype_pca, standardization
+from contig.genotypes.plinkio import Genotypes, write_bfile
+from helpers.plink import make_cohort, run_plink2
 
 POP_SIZES = np.array([40, 60, 80, 100, 120, 150, 170])
 
@@ -29,7 +29,7 @@ def plink2_prune_in(tmp_path, prefix, params: list[str]) -> list[str]:
     return (tmp_path / "p.prune.in").read_text().split()
 
 
-@needs_plink2
+@pytest.mark.plink2
 @pytest.mark.parametrize("params", [["50", "5", "0.2"], ["20", "3", "0.5"], ["10", "1", "0.05"],
                                     ["100kb", "1", "0.2"], ["500kb", "1", "0.1"]])
 def test_indep_pairwise_keeps_exactly_what_plink2_keeps(tmp_path, params):
@@ -42,7 +42,7 @@ def test_indep_pairwise_keeps_exactly_what_plink2_keeps(tmp_path, params):
     assert ours == theirs
 
 
-@needs_plink2
+@pytest.mark.plink2
 def test_indep_pairwise_handles_monomorphic_and_nonfounders(tmp_path):
     g = make_cohort(tmp_path / "a", n=120, m=400, seed=9)
     g[7] = np.where(g[7] < 0, -9, 2)
@@ -62,7 +62,7 @@ def _abs_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([abs(np.corrcoef(a[:, i], b[:, i])[0, 1]) for i in range(a.shape[1])])
 
 
-@needs_plink2
+@pytest.mark.plink2
 @pytest.mark.parametrize("mode", ["exact", "approx"])
 def test_top_pcs_correlate_with_plink2(tmp_path, structured, mode):
     flags = ["--pca", "5"] + (["approx"] if mode == "approx" else [])
@@ -125,7 +125,7 @@ def test_pca_cli_with_pruning_and_colour(tmp_path, structured):
     assert (tmp_path / "o.png").exists()
 
 
-@needs_plink2
+@pytest.mark.plink2
 def test_simulated_cohort_pc1_and_pruning_match_plink2(tmp_path, sim_cohort):
     prefix = sim_cohort / "genotypes"
     run_plink2("--bfile", str(prefix), "--pca", "2", "--out", str(tmp_path / "p"))
@@ -137,3 +137,34 @@ def test_simulated_cohort_pc1_and_pruning_match_plink2(tmp_path, sim_cohort):
     keep = indep_pairwise(geno, PruneWindow.parse("200kb", "1", "0.3"))
     assert geno.bim["ID"].filter(pl.Series(keep)).to_list() == plink2_prune_in(
         tmp_path, prefix, ["200kb", "1", "0.3"])
+
+
+@pytest.mark.plink2
+@pytest.mark.parametrize("params", [["50", "5", "0.2"], ["10", "1", "0.05"], ["100kb", "1", "0.2"]])
+def test_prune_command_writes_plink2s_prune_in_and_out(tmp_path, params):
+    """``contig prune`` on a cohort with monomorphic variants and non-founders: both lists are
+    byte-identical to plink2's."""
+    g = make_cohort(tmp_path / "a", n=150, m=1200, seed=6, missing=0.02)
+    g[7] = np.where(g[7] < 0, -9, 2)
+    g[8] = np.where(g[8] < 0, -9, 1)
+    geno = Genotypes.open(tmp_path / "a")
+    fam = geno.fam.with_columns(pl.when(pl.int_range(pl.len()) < 20).then(pl.lit("F1"))
+                                .otherwise(pl.col("PAT")).alias("PAT"))
+    write_bfile(tmp_path / "b", fam, geno.bim, [g])
+    run_plink2("--bfile", str(tmp_path / "b"), "--indep-pairwise", *params, "--out", str(tmp_path / "p"))
+    assert main(["prune", "--bfile", str(tmp_path / "b"), "--out", str(tmp_path / "ours"),
+                 "--indep-pairwise", *params]) == 0
+    for suffix in ("prune.in", "prune.out"):
+        assert (tmp_path / f"ours.{suffix}").read_text() == (tmp_path / f"p.{suffix}").read_text(), suffix
+    pruned = (tmp_path / "ours.prune.out").read_text().split()
+    assert {"rs7", "rs8"} <= set(pruned) and len(pruned) < 1200
+
+
+@pytest.mark.parametrize("params", [["50", "5", "1.0"], ["1", "1", "0.2"], ["50", "0", "0.2"],
+                                    ["fifty", "5", "0.2"]])
+def test_prune_command_refuses_bad_parameters(tmp_path, capsys, params):
+    make_cohort(tmp_path / "a", n=20, m=30)
+    assert main(["prune", "--bfile", str(tmp_path / "a"), "--out", str(tmp_path / "o"),
+                 "--indep-pairwise", *params]) == 2
+    assert "--indep-pairwise" in capsys.readouterr().err
+    assert not list(tmp_path.glob("o*"))

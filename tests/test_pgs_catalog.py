@@ -1,14 +1,15 @@
-"""contig.pgs_catalog: parsing PGS Catalog scoring files (format v2), errors naming file, row, column."""
+"""contig.scores.pgs_catalog: parsing PGS Catalog scoring files (format v2), errors naming file, row, column."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from contig.errors import InputError
-from contig.pgs_catalog import normalize_build, read_scoring_file
-from text_files import write_text
+from contig.core.errors import InputError
+from contig.scores.pgs_catalog import normalize_build, normalize_chrom, read_scoring_file
+from helpers.text_files import write_text
 
 CATALOG_HEADER = """###PGS CATALOG SCORING FILE - see https://www.pgscatalog.org/downloads/#dl_ftp_scoring for additional information
 #format_version=2.0
@@ -104,3 +105,11 @@ def test_unknown_extra_columns_are_ignored_with_a_warning(tmp_path, caplog):
 def test_build_names():
     assert normalize_build("hg38") == normalize_build("GRCh38") == "GRCh38"
     assert normalize_build("NR") is None and normalize_build(None) is None
+
+
+def test_normalize_chrom_makes_spellings_of_one_chromosome_equal():
+    spellings = {" chr1": "1", "CHR01": "1", "1": "1", "10": "10", "chrX": "X", "x": "X", "23": "X",
+                 "24": "Y", "chrY": "Y", "25": "XY", "26": "MT", "chrM": "MT", "MT": "MT", "0": "0",
+                 "chr22": "22", "HLA": "HLA"}
+    table = pl.DataFrame({"c": list(spellings) + [None]})
+    assert table.select(normalize_chrom(pl.col("c")))["c"].to_list() == list(spellings.values()) + [None]

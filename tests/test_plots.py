@@ -1,14 +1,19 @@
-"""Manhattan and QQ plots: thinning keeps every strong point, files are written, λGC in the title."""
+"""Manhattan and QQ plots: thinning keeps every strong point, files are written, λGC in the title,
+the threshold line and the plotted p-value column follow the options."""
 
 from __future__ import annotations
 
+import logging
+
+import matplotlib.axes
 import numpy as np
 import polars as pl
+import pytest
 from PIL import Image
 
 from contig.cli import main
-from contig.gwas import lambda_gc
-from contig.plots import qq, thin_points
+from contig.gwas.plots import qq, thin_points
+from contig.gwas.stats import lambda_gc
 
 
 def _sumstats(n=200_000, seed=0):
@@ -45,3 +50,34 @@ def test_qq_returns_lambda_of_the_pvalues(tmp_path):
     table = _sumstats(n=20_000, seed=3)
     assert qq(table, tmp_path / "q.png") == lambda_gc(table["LOG10P"].to_numpy())
     assert 0.9 < lambda_gc(table["LOG10P"].to_numpy()) < 1.1
+
+
+def test_threshold_line_and_p_column(tmp_path, monkeypatch, capsys, caplog):
+    """--threshold moves the Manhattan line to −log10 P; --p-column LOG10P_JOINT plots that column
+    (its λGC is reported); a missing column or a threshold outside (0, 1] is refused."""
+    table = _sumstats(n=20_000, seed=4)
+    joint = -np.log10(np.random.default_rng(5).uniform(size=table.height) ** 2)  # inflated on purpose
+    table.with_columns(pl.Series("LOG10P_JOINT", joint)).write_parquet(tmp_path / "s.parquet")
+    lines = []
+    real = matplotlib.axes.Axes.axhline
+
+    def record(self, y=0, *args, **kwargs):
+        lines.append(y)
+        return real(self, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "axhline", record)
+    caplog.set_level(logging.INFO)
+    assert main(["gwas-plots", "--sumstats", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "a"),
+                 "--threshold", "1e-5", "--p-column", "LOG10P_JOINT"]) == 0
+    assert lines == [pytest.approx(5.0)]
+    assert f"lambda_GC {lambda_gc(joint):.3f}" in caplog.text
+    assert lambda_gc(joint) > 1.5
+    assert main(["gwas-plots", "--sumstats", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "b")]) == 0
+    assert lines[-1] == pytest.approx(-np.log10(5e-8))
+    status = main(["gwas-plots", "--sumstats", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "c"),
+                   "--p-column", "LOG10P_OTHER"])
+    assert status == 2 and "LOG10P_OTHER" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["gwas-plots", "--sumstats", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "d"),
+              "--threshold", "0"])
+    assert not list(tmp_path.glob("c.*")) and not list(tmp_path.glob("d.*"))

@@ -1,11 +1,10 @@
-"""contig.prs: matching against crafted scoring files, and scores against plink2 --score as the oracle."""
+"""contig.scores.prs: matching against crafted scoring files, and scores against plink2 --score as the oracle."""
 
 from __future__ import annotations
 
 import gzip
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,14 +13,13 @@ import polars as pl
 import pytest
 
 from contig.cli import main
-from contig.errors import InputError
-from contig.modality import load_modality
-from contig.plinkio import write_bfile
-from contig.prs import output_paths, polygenic_scores, run_prs
-from text_files import write_text
+from contig.core.errors import InputError
+from contig.scores.modality import load_modality
+from contig.genotypes.plinkio import write_bfile
+from contig.scores.prs import output_paths, polygenic_scores, run_prs
+from helpers.plink import PLINK2
+from helpers.text_files import write_text
 
-PLINK2 = shutil.which("plink2")
-needs_plink2 = pytest.mark.skipif(PLINK2 is None, reason="plink2 (Debian package plink2) not installed")
 COMPLEMENT = str.maketrans("ACGT", "TGCA")
 BASES = np.array(list("ACGT"))
 STATUS_COLUMNS = ["n_matched", "n_flipped", "n_strand_flipped", "n_ambiguous", "n_allele_mismatch",
@@ -109,7 +107,6 @@ def plink2_score(prefix: Path, rows: list[tuple[str, str, float]], out: Path,
     return pl.read_csv(out.with_suffix(".sscore"), separator="\t").select("IID", "DENOM", "W_AVG", "W_SUM")
 
 
-@needs_plink2
 @pytest.mark.plink2
 @pytest.mark.parametrize("mean_imputation", [True, False])
 def test_scores_equal_plink2(cohort, tmp_path, mean_imputation):
@@ -337,7 +334,7 @@ def test_cli_low_overlap_leaves_no_outputs(small_bfile, tmp_path, capsys):
 
 def test_write_is_all_or_nothing(small_bfile, tmp_path, monkeypatch):
     path = write_scoring_file(tmp_path / "PGS000023.txt", CRAFTED_ROWS)
-    import contig.prs as prs
+    import contig.scores.prs as prs
 
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -363,7 +360,6 @@ def test_streamed_match_log_equals_in_memory(small_bfile, tmp_path):
     np.testing.assert_array_equal(streamed.sums, in_memory.sums)
 
 
-@needs_plink2
 @pytest.mark.plink2
 def test_simulated_cohort_scores_equal_plink2(sim_cohort, tmp_path):
     """The simulator's PGS files (flipped, strand-flipped, ambiguous, absent, duplicated rows, half of

@@ -8,9 +8,9 @@ import pytest
 from scipy.special import gammaln
 
 from contig.cli import main
-from contig.plinkio import Genotypes, write_bfile
-from contig.qc import QCThresholds, hwe_exact_p, read_keep_file, run_qc
-from test_plinkio import make_cohort, needs_plink2, run_plink2
+from contig.genotypes.plinkio import Genotypes, write_bfile
+from contig.genotypes.qc import QCThresholds, hwe_exact_p, read_keep_file, run_qc
+from helpers.plink import make_cohort, run_plink2
 
 
 def make_qc_cohort(prefix, seed: int = 3):
@@ -46,7 +46,7 @@ def plink2_kept(tmp_path, prefix, flags: list[str]):
     return fam, bim
 
 
-@needs_plink2
+@pytest.mark.plink2
 @pytest.mark.parametrize("flags", [
     ["--mind", "0.05", "--geno", "0.05", "--maf", "0.01", "--hwe", "1e-6"],
     ["--mind", "0.1", "--geno", "0.052", "--maf", "0.05", "--hwe", "1e-3"],
@@ -83,7 +83,7 @@ def test_per_step_counts_follow_plink2_order(tmp_path):
     assert {f"rs{j}" for j in range(50, 60)} <= set(result.removed_variants["maf"])
 
 
-@needs_plink2
+@pytest.mark.plink2
 def test_hwe_p_values_equal_plink2_hardy(tmp_path):
     make_qc_cohort(tmp_path / "in")
     run_plink2("--bfile", str(tmp_path / "in"), "--hardy", "--out", str(tmp_path / "h"))
@@ -137,7 +137,7 @@ def test_keep_file_formats(tmp_path):
     assert read_keep_file(tmp_path / "manifest.tsv")["IID"].to_list() == ["S1", "S9"]
 
 
-@needs_plink2
+@pytest.mark.plink2
 def test_keep_manifest_and_plink_keep_agree(tmp_path, caplog):
     make_cohort(tmp_path / "in", n=60, m=200)
     keep_ids = [f"S{i}" for i in range(0, 60, 3)]
@@ -171,8 +171,23 @@ def test_duplicate_variant_ids_keep_first_and_report(tmp_path):
     assert table.filter(pl.col("step") == "rm-dup")["variants_removed"].item() == 2
 
 
-def test_bad_threshold_is_one_line_error(tmp_path, capsys):
+@pytest.mark.parametrize("flag, value", [("--maf", "0.7"), ("--mind", "-0.1"), ("--geno", "1.5"),
+                                         ("--hwe", "1"), ("--chunk-size", "0")])
+def test_out_of_range_threshold_is_refused(tmp_path, capsys, flag, value):
     make_cohort(tmp_path / "in", n=20, m=20)
-    assert main(["qc", "--bfile", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--maf", "0.7"]) == 2
-    assert "--maf" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["qc", "--bfile", str(tmp_path / "in"), "--out", str(tmp_path / "o"), flag, value])
+    assert stop.value.code == 2
+    assert f"argument {flag}: " in capsys.readouterr().err
     assert not list(tmp_path.glob("o*"))
+
+
+def test_bare_flags_take_plink2_values(tmp_path):
+    """``--mind``/``--geno``/``--maf`` without a number mean plink2's 0.1/0.1/0.01."""
+    make_qc_cohort(tmp_path / "in")
+    assert main(["qc", "--bfile", str(tmp_path / "in"), "--out", str(tmp_path / "o"),
+                 "--mind", "--geno", "--maf"]) == 0
+    table = pl.read_csv(tmp_path / "o.qc.tsv", separator="\t", null_values="NA")
+    thresholds = dict(zip(table["step"], table["threshold"]))
+    assert (thresholds["mind"], thresholds["geno"], thresholds["maf"]) == (0.1, 0.1, 0.01)
+    assert thresholds["hwe"] is None

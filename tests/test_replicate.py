@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from contig.cli import main
-from contig.replicate import replicate
+from contig.evaluate.replicate import ReplicationSettings, replicate
 
 
 def write_loci(path: Path, rows: list[tuple]) -> Path:
@@ -39,7 +39,7 @@ def test_one_direction_bonferroni_strict_and_missing_leads(tmp_path):
     threshold = 0.05 / 4
     other = write_combined(tmp_path / "right.parquet", ["a", "b", "d", "x"],
                            [-math.log10(0.9 * threshold), -math.log10(threshold), None, 30.0])
-    result = replicate(loci, other, alpha=0.05)
+    result = replicate(loci, other, settings=ReplicationSettings(alpha=0.05))
     assert result.loci["REPLICATED"].to_list() == [True, False, False, False]  # c absent, d NA
     assert result.loci["THRESHOLD"].to_list() == [threshold] * 4
     assert result.loci["P_OTHER"][0] == pytest.approx(0.9 * threshold)
@@ -61,7 +61,7 @@ def test_both_directions_merge_loci_seen_in_both_eyes(tmp_path):
     # left sumstats (for right's loci) and right sumstats (for left's loci)
     sums_left = write_combined(tmp_path / "sl.parquet", ["a2", "e", "c2"], [8.0, 1.0, 5.0])
     sums_right = write_combined(tmp_path / "sr.parquet", ["a", "b", "c"], [12.0, 4.0, 6.0])
-    result = replicate(left, sums_right, right, sums_left, alpha=0.05, window_kb=250)
+    result = replicate(left, sums_right, right, sums_left, ReplicationSettings(0.05, 250))
     # threshold 0.05/3 -> LOG10P > 1.778: a, b, c replicate in right; a2, c2 in left
     assert result.loci["REPLICATED"].to_list() == [True, True, True, True, False, True]
     assert result.loci["EYE"].to_list() == ["left"] * 3 + ["right"] * 3
@@ -69,7 +69,8 @@ def test_both_directions_merge_loci_seen_in_both_eyes(tmp_path):
     assert (s["n_loci_a"], s["n_loci_b"], s["replicated_a_in_b"], s["replicated_b_in_a"]) == (3, 3, 3, 2)
     # a~a2 (190 kb apart) merge, c~c2 (260 kb) do not, b alone: a, b, c, c2
     assert s["n_replicated"] == 4
-    assert replicate(left, sums_right, right, sums_left, window_kb=260).summary["n_replicated"][0] == 3
+    assert replicate(left, sums_right, right, sums_left,
+                     ReplicationSettings(window_kb=260)).summary["n_replicated"][0] == 3
 
 
 def brute_force(loci_a, p_b, loci_b, p_a, alpha, window):
@@ -149,9 +150,21 @@ def test_matches_brute_force_on_random_tables(tmp_path, seed):
 def test_cli_needs_both_reverse_inputs_and_reports(tmp_path, capsys):
     loci = write_loci(tmp_path / "l.tsv", [("a", "1", 100, 100, 100, 12.0)])
     sums = write_combined(tmp_path / "s.parquet", ["a"], [3.0])
-    with pytest.raises(SystemExit):
-        main(["replicate", "--loci", str(loci), "--sumstats-other", str(sums), "--loci-other",
-              str(loci), "--out", str(tmp_path / "x.tsv")])
+    assert main(["replicate", "--loci", str(loci), "--sumstats-other", str(sums), "--loci-other",
+                 str(loci), "--out", str(tmp_path / "x.tsv")]) == 2
+    assert "--loci-other and --sumstats go together" in capsys.readouterr().err
+    assert not (tmp_path / "x.tsv").exists()
+    assert main(["replicate", "--loci", str(loci), "--sumstats-other", str(sums), "--name", "eye",
+                 "--name-other", "eye", "--out", str(tmp_path / "x.tsv")]) == 2
+    assert "the two GWAS need different names" in capsys.readouterr().err
+    for option, message in ((["--alpha", "1"], "argument --alpha: 1 is not in (0, 1)"),
+                            (["--window-kb", "-1"], "argument --window-kb: -1 is not in [0, inf]")):
+        try:  # refused by argparse (exit 2) or by the settings (status 2)
+            status = main(["replicate", "--loci", str(loci), "--sumstats-other", str(sums), *option,
+                           "--out", str(tmp_path / "x.tsv")])
+        except SystemExit as exit_:
+            status = exit_.code
+        assert status == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "x.tsv").exists()
     assert main(["replicate", "--loci", str(loci), "--sumstats-other", str(tmp_path / "absent.parquet"),
                  "--out", str(tmp_path / "x.tsv")]) == 2

@@ -7,9 +7,10 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from contig.cli import main
-from contig.gwas import lambda_gc, run_gwas
-from contig.ridge import ridge_fold_predictions
-from gwas_helpers import mean_imputed, simulate_cohort, write_table
+from contig.gwas.association import run_gwas
+from contig.gwas.stats import lambda_gc
+from contig.gwas.step1 import ridge_fold_predictions
+from helpers.gwas import mean_imputed, simulate_cohort, write_table
 
 
 def test_fold_predictions_equal_sklearn_ridge():
@@ -70,3 +71,24 @@ def test_loco_brings_lambda_closer_to_one_under_structure(tmp_path):
     before, after = lambda_gc(plain.log10p[null].ravel()), lambda_gc(loco.log10p[null].ravel())
     assert before > 1.3
     assert abs(after - 1) < abs(before - 1)
+
+
+@pytest.mark.parametrize("option,value", [("--block-size", "0"), ("--folds", "1"), ("--seed", "-2")])
+def test_cli_refuses_out_of_range_settings(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gwas-step1", "--bfile", "x", "--pheno", "p", "--covar", "c", "--out", str(tmp_path / "s"),
+              option, value])
+    assert exit_info.value.code == 2 and option in capsys.readouterr().err
+
+
+def test_command_defaults_are_the_library_defaults():
+    import argparse
+
+    from contig.cli.gwas_step1 import add_arguments
+    from contig.gwas.step1 import STEP1_DEFAULTS
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--bfile", "b", "--pheno", "p", "--covar", "c", "--out", "o"])
+    assert (args.block_size, args.folds, args.seed) == (
+        STEP1_DEFAULTS.block_size, STEP1_DEFAULTS.n_folds, STEP1_DEFAULTS.seed)

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from contig.runlock import OWNER_FILE, clear_stale_locks, process_start_time, record_owner
+from contig.core.runlock import OWNER_FILE, clear_stale_locks, process_start_time, record_owner
 
 
 def _locked(tmp_path):

@@ -17,10 +17,10 @@ import statsmodels.api as sm
 from PIL import Image
 from scipy.stats import spearmanr
 
-from contig.errors import InputError
-from contig.plinkio import MISSING, Genotypes, read_bim
+from contig.core.errors import InputError
+from contig.genotypes.plinkio import MISSING, Genotypes, read_bim
 from contig.simulate import TRAITS, SimulationConfig, read_simulation_json, simulate_cohort
-from contig.tables import read_tsv
+from contig.core.tables import read_tsv
 
 VENV_BIN = Path(sys.executable).parent
 COMPLEMENT = str.maketrans("ACGT", "TGCA")
@@ -283,16 +283,60 @@ def test_images_are_fundus_like_and_traits_are_measurable_from_pixels(cohort):
     assert np.mean(disc_x[right] > 0) > 0.9 and np.mean(disc_x[~right] < 0) > 0.9
 
 
-def test_vessel_width_and_lesions_visible(cohort):
-    manifest, pixels = load_images(cohort)
-    traits = manifest.join(cohort["traits"], on="IID", how="left")
-    size = pixels.shape[1]
-    yy, xx = np.mgrid[:size, :size] + 0.5 - size / 2
-    field = np.hypot(xx, yy) < 0.4 * size
-    red, green = pixels[..., 0], pixels[..., 1]
-    # vessels are dark red against the orange fundus: low green relative to red
-    vessel = (green < 0.33 * red) & field
-    assert spearmanr(vessel.sum(axis=(1, 2)), traits["vessel_width"]).statistic > 0.3
+def random_conv_features(images: np.ndarray, n_filters: int = 64, grid: int = 4,
+                         seed: int = 0) -> np.ndarray:
+    """A fixed one-layer random CNN: ``(n, s, s, 3)`` in [0, 1] -> ``(n, 2 f (1 + grid**2))``.
+
+    ``n_filters`` zero-mean random 5x5x3 filters, both half-waves of each response (ReLU of +x
+    and -x), averaged over the whole image and over each cell of a ``grid`` x ``grid`` partition.
+    """
+    weights = np.random.default_rng(seed).standard_normal((3 * 25, n_filters)).astype(np.float32)
+    weights -= weights.mean(axis=0)
+    windows = np.lib.stride_tricks.sliding_window_view(images, (5, 5), axis=(1, 2))
+    side = windows.shape[1] // grid * grid
+    features = []
+    for start in range(0, len(images), 50):
+        batch = windows[start:start + 50, :side, :side]
+        response = batch.reshape(*batch.shape[:3], -1) @ weights
+        response = np.concatenate([np.maximum(response, 0), np.maximum(-response, 0)], axis=-1)
+        cells = response.reshape(len(batch), grid, side // grid, grid, side // grid, -1)
+        features.append(np.concatenate([response.mean(axis=(1, 2)),
+                                        cells.mean(axis=(2, 4)).reshape(len(batch), -1)], axis=1))
+    return np.concatenate(features)
+
+
+def out_of_fold_r2(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Out-of-fold R^2 ``(n_targets,)`` of ridge regression (alpha per target by GCV), 5 folds.
+
+    ``features`` ``(n, p)`` are used unscaled (all on one scale): standardizing would blow up the
+    near-constant ones (black corners).
+    """
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    model = RidgeCV(alphas=np.logspace(-3, 5, 17), alpha_per_target=True)
+    predicted = cross_val_predict(model, features, targets,
+                                  cv=KFold(5, shuffle=True, random_state=0))
+    residual = ((targets - predicted) ** 2).sum(axis=0)
+    return 1 - residual / ((targets - targets.mean(axis=0)) ** 2).sum(axis=0)
+
+
+def test_every_trait_is_visible_at_the_training_size(tmp_path):
+    """Each trait is decodable (out-of-fold R^2 >= 0.5) from 128-px images resized to 64 px by the
+    image stage (field crop + Lanczos), by ridge regression on a fixed random-convolution map."""
+    from contig.images.cache import preprocess_image
+
+    out = tmp_path / "cohort"
+    simulate_cohort(out, SimulationConfig(n_samples=600, n_snps=1100, image_size=128, seed=11,
+                                          two_eye_fraction=0.0, n_workers=1))
+    manifest = read_tsv(out / "images.tsv").join(
+        read_tsv(out / "traits.tsv", dtypes={t: pl.Float64 for t in TRAITS}), on="IID")
+    images = np.stack([preprocess_image(out / path, 64)[0] for path in manifest["path"]])
+    assert images.shape == (600, 64, 64, 3)
+    r2s = out_of_fold_r2(random_conv_features(images.astype(np.float32) / 255),
+                         manifest.select(TRAITS).to_numpy())
+    report = ", ".join(f"{t} {v:.2f}" for t, v in zip(TRAITS, r2s))
+    assert (r2s >= 0.5).all(), f"out-of-fold R^2 from 64-px images: {report}"
 
 
 # ---------------------------------------------------------------- PGS files
@@ -417,9 +461,41 @@ def test_cli_writes_a_cohort_and_rejects_bad_arguments(tmp_path):
 
     bad = subprocess.run([contig, "simulate", "--out", str(tmp_path / "bad"), "--n-samples", "0"],
                          capture_output=True, text=True)
-    assert bad.returncode != 0
-    assert len(bad.stderr.strip().splitlines()) == 1 and "n-samples" in bad.stderr
+    assert bad.returncode == 2
+    assert "--n-samples" in bad.stderr.strip().splitlines()[-1]
+    too_few = subprocess.run([contig, "simulate", "--out", str(tmp_path / "bad"), "--n-snps", "200"],
+                             capture_output=True, text=True)
+    assert too_few.returncode == 2 and "Traceback" not in too_few.stderr
+    assert "n_snps" in too_few.stderr.strip().splitlines()[-1]  # 50 per chromosome, checked by validate
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_takes_every_default_and_bound_from_the_config(capsys):
+    import argparse
+    import math
+
+    from contig.cli.simulate import SETTINGS, add_arguments, config_from_args
+    from contig.simulate.config import RANGES
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args(["--out", "x"])) == SimulationConfig()
+    for flag, (name, _) in SETTINGS.items():
+        allowed = RANGES[name]
+        step = 1 if isinstance(getattr(SimulationConfig, name), int) else 1e-6
+        for bound, closed, outside in ((allowed.low, allowed.include_low, allowed.low - step),
+                                       (allowed.high, allowed.include_high, allowed.high + step)):
+            if math.isinf(bound):
+                continue
+            with pytest.raises(SystemExit):
+                parser.parse_args(["--out", "x", f"{flag}={outside}"])
+            assert f"argument {flag}: {outside} is not in" in capsys.readouterr().err
+            with pytest.raises(InputError, match=name):
+                SimulationConfig(**{name: outside}).validate()
+            if closed:
+                assert getattr(parser.parse_args(["--out", "x", f"{flag}={bound}"]), name) == bound
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--out", "x", "--h2", "nan"])
 
 
 def test_failure_leaves_no_cohort_and_no_temporary_files(tmp_path, monkeypatch):

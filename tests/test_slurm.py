@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from workflow_helpers import ROOT, TINY, run_snakemake, write_config
+from helpers.workflow import ROOT, TINY, run_snakemake, write_config
 
 pytestmark = [
     pytest.mark.slow,

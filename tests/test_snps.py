@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 
 from contig.cli import main
-from contig.ld import PruneWindow, indep_pairwise
-from contig.modality import load_modality
-from contig.plinkio import Genotypes
-from test_plinkio import make_cohort
+from contig.genotypes.ld import PruneWindow, indep_pairwise
+from contig.scores.modality import load_modality
+from contig.genotypes.plinkio import Genotypes
+from helpers.plink import make_cohort
 
 
 def brute_force(g: np.ndarray, maf: float, k: int, chrom: np.ndarray):

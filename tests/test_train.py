@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,64 +18,16 @@ import polars as pl
 import pytest
 import torch
 
-from contig.modality import Modality, save_modality
-from contig.train import (
-    EXIT_PREEMPTED,
-    METRIC_COLUMNS,
-    TrainConfig,
-    load_checkpoint,
-    lr_at,
-    retrieval_accuracy,
-    train,
-)
+from helpers.toy_training import tiny_config, write_toy_cohort
+from contig.cli.train import add_arguments, config_from_args
+from contig.pretrain.checkpoint import load_checkpoint
+from contig.pretrain.config import TrainConfig
+from contig.pretrain.loop import build_optimizer, lr_at
+from contig.pretrain.metrics import METRIC_COLUMNS, evaluate, retrieval_accuracy, selection_score
+from contig.pretrain.models import ModelConfig, build_model
+from contig.pretrain.train import EXIT_PREEMPTED, prepare_data, train
 
 CONTIG = [sys.executable, "-m", "contig"]
-
-
-def write_toy_cohort(out: Path, n_people: int = 40, size: int = 16, seed: int = 0,
-                     two_eye_fraction: float = 0.7, prs_missing: float = 0.0
-                     ) -> tuple[Path, dict[str, str], np.ndarray]:
-    """A tiny image cache + two modalities driven by a per-person latent ``z`` (n_people, 3).
-
-    Image colour = tanh(z) (plus noise and an eye-specific bright disc), so genetics determine
-    something visible. ``snps`` = z·W + noise (16 features), ``prs`` = z + noise (3 features),
-    missing for a ``prs_missing`` share of people. Returns (cache prefix, modality paths, z).
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    z = rng.normal(size=(n_people, 3))
-    iid = np.array([f"P{i:04d}" for i in range(n_people)])
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    images, rows = [], []
-    for p in range(n_people):
-        eyes = ["left", "right"] if rng.random() < two_eye_fraction else \
-            [str(rng.choice(["left", "right"]))]
-        for eye in eyes:
-            img = np.broadcast_to(128 + 100 * np.tanh(z[p] / 1.5), (size, size, 3)).copy()
-            img[(xx - (0.3 if eye == "left" else 0.7)) ** 2 + (yy - 0.5) ** 2 < 0.02] = 255
-            img += rng.normal(0, 8, img.shape)
-            rows.append((len(images), iid[p], eye, f"img/{iid[p]}_{eye}.png"))
-            images.append(np.clip(img, 0, 255).astype(np.uint8))
-    np.save(out / "cache.npy", np.stack(images))
-    pl.DataFrame(rows, schema=["row", "IID", "eye", "path"], orient="row").write_csv(
-        out / "cache.index.tsv", separator="\t")
-    X = z @ rng.normal(size=(3, 16)) + 0.3 * rng.normal(size=(n_people, 16))
-    save_modality(out / "snps.npz", Modality(iid, np.array([f"s{j}" for j in range(16)]),
-                                             X.astype(np.float32)))
-    keep = rng.random(n_people) >= prs_missing
-    Xp = z[keep] + 0.3 * rng.normal(size=(int(keep.sum()), 3))
-    save_modality(out / "prs.npz", Modality(iid[keep], np.array(["a", "b", "c"]),
-                                            Xp.astype(np.float32)))
-    return out / "cache", {"snps": str(out / "snps.npz"), "prs": str(out / "prs.npz")}, z
-
-
-def tiny_config(cache: Path, modalities: dict[str, str], out: Path, **overrides) -> TrainConfig:
-    values = dict(images=str(cache), out=str(out), modalities=modalities, arch="resnet18",
-                  epochs=2, batch_size=8, proj_hidden=32, proj_dim=16, genetic_hidden=32,
-                  lr=1e-3, warmup_epochs=0.5, split=(0.6, 0.2, 0.2), workers=0, seed=3,
-                  threads=1, progress=False)  # float results depend on the thread count
-    values.update(overrides)
-    return TrainConfig(**values)
 
 
 def cli_args(cfg: TrainConfig) -> list[str]:
@@ -86,7 +37,8 @@ def cli_args(cfg: TrainConfig) -> list[str]:
             "--genetic-hidden", str(cfg.genetic_hidden), "--lr", str(cfg.lr),
             "--warmup-epochs", str(cfg.warmup_epochs), "--split", *map(str, cfg.split),
             "--workers", str(cfg.workers), "--seed", str(cfg.seed), "--progress", "off",
-            "--threads", str(cfg.threads)]
+            "--threads", str(cfg.threads), "--input-dropout", str(cfg.input_dropout),
+            "--genetic-dropout", str(cfg.genetic_dropout), "--select-epoch", cfg.select_epoch]
     for name, path in cfg.modalities.items():
         args += ["--modality", f"{name}={path}"]
     return args
@@ -151,9 +103,11 @@ def _ddp_script() -> str:
         import numpy as np
         import torch
         import torch.distributed as dist
-        from contig.data import BatchAugment, Cohort, GeneticRows, PersonBatchDataset, PersonImages
-        from contig.models import ModelConfig, build_model
-        from contig.train import batch_loss, init_distributed
+        from contig.pretrain.augment import BatchAugment
+        from contig.pretrain.data import Cohort, GeneticRows, PersonBatchDataset, PersonImages
+        from contig.pretrain.distributed import init_distributed
+        from contig.pretrain.loop import batch_loss
+        from contig.pretrain.models import ModelConfig, build_model
 
         def cohort():
             rng = np.random.default_rng(0)
@@ -166,9 +120,13 @@ def _ddp_script() -> str:
             present = np.array([1, 1, 0, 1, 1, 1, 0], bool)   # two people lack the modality
             X[~present] = 0
             cache = rng.integers(0, 256, size=(counts.sum(), 16, 16, 3), dtype=np.uint8)
-            return Cohort(people, {"snps": GeneticRows(X, present, np.arange(6).astype(str))}), cache
+            genetics = {"snps": GeneticRows(X, present, np.arange(6).astype(str)),
+                        "prs": GeneticRows(X[:, ::-1].copy(), np.ones(7, bool),
+                                           np.arange(6).astype(str))}
+            return Cohort(people, genetics), cache
 
         def main(out, prefix, method):
+            method, _, heads = method.partition(":")
             d = init_distributed("cpu")
             c, cache = cohort()
             if out == "--write-cache":
@@ -177,7 +135,8 @@ def _ddp_script() -> str:
             torch.manual_seed(0)
             model = build_model(ModelConfig(
                 arch="resnet18", proj_hidden=16, proj_dim=8, genetic_hidden=16,
-                genetic_features={} if method == "simclr" else {"snps": 6}, genetic_norm="layer"))
+                genetic_features={} if method == "simclr" else {"snps": 6, "prs": 6},
+                genetic_norm="layer", image_heads=heads or "shared"))
             model.eval()   # the ResNet's BatchNorm would use per-rank batch statistics in train mode
             if d.enabled:
                 model = torch.nn.parallel.DistributedDataParallel(model)
@@ -201,10 +160,11 @@ def _ddp_script() -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["contig", "simclr"])
+@pytest.mark.parametrize("method", ["contig", "contig:per_modality", "simclr"])
 def test_ddp_two_processes_equal_one_process(tmp_path, method):
     """2 gloo ranks each load half of the global batch; the all-gathered loss and the DDP-averaged
-    gradients equal one process on the whole batch (augmentations included)."""
+    gradients equal one process on the whole batch (augmentations included; SimCLR's
+    same-person mask and per-modality image heads across the gather too)."""
     script = tmp_path / "ddp_step.py"
     script.write_text(_ddp_script())
     prefix = str(tmp_path / "cache")
@@ -226,11 +186,18 @@ def test_ddp_two_processes_equal_one_process(tmp_path, method):
 
 # --- runs ----------------------------------------------------------------------------------------
 
+DROPOUT = {"input_dropout": 0.2, "genetic_dropout": 0.5}
+
+
 def test_same_seed_same_weights_and_metrics(toy, tmp_path):
+    """Same seed, same weights, whatever the loader workers (dropout draws included)."""
     cache, mods, _ = toy
-    a = train(tiny_config(cache, mods, tmp_path / "a", epochs=1))
-    b = train(tiny_config(cache, mods, tmp_path / "b", epochs=1, workers=2))  # workers don't matter
+    a = train(tiny_config(cache, mods, tmp_path / "a", epochs=1, **DROPOUT))
+    b = train(tiny_config(cache, mods, tmp_path / "b", epochs=1, workers=2, **DROPOUT))
     assert_same_weights(a, b)
+    plain = train(tiny_config(cache, mods, tmp_path / "plain", epochs=1))
+    assert not torch.equal(state(a)["genetic.snps.body.1.weight"],
+                           state(plain)["genetic.snps.body.0.weight"])  # dropout was on
     ma, mb = (pl.read_csv(p.parent / "metrics.tsv", separator="\t") for p in (a, b))
     assert ma.columns == METRIC_COLUMNS
     for column in ("train_loss", "val_loss", "val_top1", "val_top5", "lr"):
@@ -238,7 +205,7 @@ def test_same_seed_same_weights_and_metrics(toy, tmp_path):
     assert (tmp_path / "a" / "curves.png").stat().st_size > 1000
     split = pl.read_csv(tmp_path / "a" / "split.tsv", separator="\t")
     assert dict(split["set"].value_counts().iter_rows()) == {"train": 24, "val": 8, "test": 8}
-    c = train(tiny_config(cache, mods, tmp_path / "c", epochs=1, seed=4))
+    c = train(tiny_config(cache, mods, tmp_path / "c", epochs=1, seed=4, **DROPOUT))
     assert not torch.equal(state(a)["image_head.0.weight"], state(c)["image_head.0.weight"])
 
 
@@ -247,7 +214,7 @@ def test_random_method_saves_untrained_encoder(toy, tmp_path):
     path = train(tiny_config(cache, mods, tmp_path / "r", method="random"))
     saved = load_checkpoint(path)
     assert saved["epochs"] == 0 and not (tmp_path / "r" / "checkpoint.pt").exists()
-    from contig.models import build_model
+    from contig.pretrain.models import build_model
 
     torch.manual_seed(3)
     fresh = build_model(saved["model_config"]).state_dict()
@@ -281,7 +248,7 @@ def test_out_of_date_checkpoint_is_set_aside(toy, tmp_path, caplog):
     """Changed settings or input files: the workflow reruns training, which must start afresh
     (and end exactly as a fresh run), not resume or fail."""
     cache, mods, _ = toy
-    caplog.set_level(logging.WARNING, logger="contig.train")
+    caplog.set_level(logging.WARNING, logger="contig.pretrain.train")
     train(tiny_config(cache, mods, tmp_path / "x", epochs=1))
     changed = _weights(train(tiny_config(cache, mods, tmp_path / "x", epochs=1, lr=5e-4)))
     assert "other settings" in caplog.text and "lr" in caplog.text
@@ -303,12 +270,26 @@ def test_finished_run_rewrites_removed_outputs(toy, tmp_path, caplog):
     weights = _weights(model)
     for name in ("metrics.tsv", "curves.png", "model.pt"):
         (tmp_path / "x" / name).unlink()
-    caplog.set_level(logging.INFO, logger="contig.train")
+    caplog.set_level(logging.INFO, logger="contig.pretrain.train")
     train(tiny_config(cache, mods, tmp_path / "x", epochs=1))
     assert "resumed from epoch 1" in caplog.text
     assert (tmp_path / "x" / "metrics.tsv").read_text() == metrics
     assert (tmp_path / "x" / "curves.png").exists()
     assert _same_weights(_weights(model), weights)
+
+
+def test_resumed_finished_run_restores_an_earlier_best_epoch(toy, tmp_path):
+    """The best epoch's weights travel in checkpoint.pt when they are not the last ones, so a
+    finished run whose outputs were removed writes the same model.pt again."""
+    cache, mods, _ = toy
+    cfg = tiny_config(cache, mods, tmp_path / "x", method="simclr", epochs=4, lr=3e-3)
+    first = load_checkpoint(train(cfg))
+    assert first["selected_epoch"] < 4  # this toy's SimCLR validation loss is lowest earlier
+    assert load_checkpoint(tmp_path / "x" / "checkpoint.pt")["best"]["model"] is not None
+    (tmp_path / "x" / "model.pt").unlink()
+    again = load_checkpoint(train(cfg))
+    assert again["selected_epoch"] == first["selected_epoch"]
+    assert _same_weights(again["model"], first["model"])
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -322,12 +303,13 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 180) -> None:
 @pytest.mark.slow
 def test_kill9_and_sigterm_resume_to_the_same_weights(toy, tmp_path):
     """Uninterrupted run vs (a) kill -9 after the first epoch's checkpoint + rerun, and (b) SIGTERM
-    mid-epoch (checkpoint, exit 75) + rerun: all end with bit-identical weights."""
+    mid-epoch (checkpoint, exit 75) + rerun: all end with bit-identical weights (dropout draws
+    and the best epoch's weights included)."""
     cache, mods, _ = toy
-    ref = train(tiny_config(cache, mods, tmp_path / "ref", epochs=3))
+    ref = train(tiny_config(cache, mods, tmp_path / "ref", epochs=3, **DROPOUT))
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    killed = tiny_config(cache, mods, tmp_path / "killed", epochs=3)
+    killed = tiny_config(cache, mods, tmp_path / "killed", epochs=3, **DROPOUT)
     proc = subprocess.Popen(CONTIG + cli_args(killed), env=env, stderr=subprocess.PIPE, text=True)
     ckpt = Path(killed.out) / "checkpoint.pt"
     _wait_for(ckpt.exists, proc)
@@ -339,7 +321,7 @@ def test_kill9_and_sigterm_resume_to_the_same_weights(toy, tmp_path):
     assert "resumed from epoch" in rerun.stderr
     assert_same_weights(ref, Path(killed.out) / "model.pt")
 
-    termed = tiny_config(cache, mods, tmp_path / "termed", epochs=3)
+    termed = tiny_config(cache, mods, tmp_path / "termed", epochs=3, **DROPOUT)
     proc = subprocess.Popen(CONTIG + cli_args(termed), env=env, stderr=subprocess.PIPE, text=True)
     _wait_for((Path(termed.out) / "split.tsv").exists, proc)
     time.sleep(0.5)  # inside the first epoch's steps (or the model build); SIGTERM is deferred
@@ -352,6 +334,9 @@ def test_kill9_and_sigterm_resume_to_the_same_weights(toy, tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert "resumed from epoch" in rerun.stderr
     assert_same_weights(ref, Path(termed.out) / "model.pt")
+    assert_same_weights(ref.parent / "checkpoint.pt", Path(termed.out) / "checkpoint.pt")
+    assert load_checkpoint(Path(termed.out) / "model.pt")["selected_epoch"] == \
+        load_checkpoint(ref)["selected_epoch"]
     ref_metrics = pl.read_csv(ref.parent / "metrics.tsv", separator="\t")
     got = pl.read_csv(Path(termed.out) / "metrics.tsv", separator="\t")
     assert got["train_loss"].to_list() == pytest.approx(ref_metrics["train_loss"].to_list(), rel=1e-6)
@@ -371,3 +356,157 @@ def test_contig_learns_retrieval_well_above_chance(tmp_path):
     assert last["val_top1"] >= 5 * last["chance_top1"]
     assert last["val_top5"] >= 0.4
     assert last["val_loss"] < metrics["val_loss"][0]
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+def _parse(*argv: str):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="contig train")
+    add_arguments(parser)
+    return parser.parse_args(["--images", "cache", "--out", "out", *argv])
+
+
+def test_cli_defaults_are_train_config_defaults():
+    assert config_from_args(_parse()) == TrainConfig(images="cache", out="out")
+    assert config_from_args(_parse("--temperature", "0.5", "--input-dropout", "0",
+                                   "--image-heads", "per_modality", "--select-epoch", "last")) == \
+        TrainConfig(images="cache", out="out", temperature=0.5, input_dropout=0.0,
+                    image_heads="per_modality", select_epoch="last")
+
+
+@pytest.mark.parametrize("argv", [
+    ("--temperature", "2"), ("--temperature", "0"), ("--temperature", "0.001"),
+    ("--input-dropout", "1"), ("--genetic-dropout", "-0.1"), ("--genetic-weight-decay", "-1"),
+    ("--alpha", "1.5"), ("--lr", "0"), ("--epochs", "0"), ("--workers", "-1"),
+    ("--rotation", "181"), ("--min-crop-scale", "0"),
+])
+def test_out_of_range_flags_are_refused(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _parse(*argv)
+    assert exit_info.value.code == 2
+    assert f"argument {argv[0]}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"temperature": 2.0}, "temperature must be in"), ({"temperature": 0.0}, "temperature"),
+    ({"genetic_dropout": 1.0}, "dropout"), ({"split": (0.5, 0.2, 0.2)}, "summing to 1"),
+    ({"image_heads": "both"}, "image heads"), ({"select_epoch": "first"}, "select epoch"),
+    ({"batch_size": 1}, "batch size"), ({"n_folds": 2, "fold": 2}, "fold must be in"),
+])
+def test_train_config_refuses_out_of_range_values(change, message):
+    cfg = TrainConfig(images="cache", out="out", modalities={"snps": "x"}, **change)
+    with pytest.raises(ValueError, match=message):
+        cfg.validate()
+
+
+def test_genetic_encoders_get_their_own_weight_decay():
+    model = build_model(ModelConfig(arch="resnet18", proj_hidden=8, proj_dim=4, genetic_hidden=8,
+                                    genetic_features={"snps": 6}))
+    genetic = {id(p) for p in model.genetic.parameters()}
+    for genetic_decay, expected in ((None, 1e-4), (0.05, 0.05)):
+        optimizer = build_optimizer(model, 1e-3, 1e-4, genetic_decay)
+        decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+        assert len(decay) == len(list(model.parameters()))
+        for name, p in model.named_parameters():
+            want = 0.0 if p.ndim < 2 else expected if id(p) in genetic else 1e-4
+            assert decay[id(p)] == want, name
+
+
+def test_fold_seeds_differ_between_folds_and_repeat():
+    seeds = [TrainConfig(images="c", out="o", n_folds=10, fold=k).run_seed for k in range(10)]
+    assert len(set(seeds)) == 10 and 42 not in seeds
+    assert seeds == [TrainConfig(images="c", out="o", n_folds=10, fold=k).run_seed for k in range(10)]
+    assert TrainConfig(images="c", out="o", n_folds=5, fold=0, seed=7).run_seed != seeds[0]
+    assert TrainConfig(images="c", out="o").run_seed == 42  # no folds: the seed itself
+
+
+def test_each_fold_model_starts_from_its_own_draw(toy, tmp_path):
+    """The random baseline's fold models are different untrained encoders (before, every fold
+    shared one), each reproducible; the folds themselves still come from the shared seed."""
+    cache, mods, _ = toy
+    paths = [train(tiny_config(cache, mods, tmp_path / f"fold{k}", method="random", n_folds=2,
+                               fold=k)) for k in (0, 1)]
+    again = train(tiny_config(cache, mods, tmp_path / "again0", method="random", n_folds=2, fold=0))
+    assert _same_weights(_weights(paths[0]), _weights(again))
+    assert not torch.equal(state(paths[0])["backbone.conv1.weight"],
+                           state(paths[1])["backbone.conv1.weight"])
+    folds = [pl.read_csv(p.parent / "split.tsv", separator="\t").sort("IID") for p in paths]
+    assert folds[0]["fold"].to_list() == folds[1]["fold"].to_list()
+    assert folds[0]["set"].to_list() != folds[1]["set"].to_list()
+
+
+# --- which epoch model.pt keeps -------------------------------------------------------------------
+
+def test_selection_score_order():
+    row = {"val_top1": 0.2, "val_top5": 0.5, "val_loss": 3.0}
+    assert selection_score({**row, "val_top5": 0.6}) > selection_score(row)
+    assert selection_score({**row, "val_top1": 0.3}) > selection_score(row)
+    assert selection_score({**row, "val_loss": 2.0}) > selection_score(row)
+    nan = float("nan")
+    simclr = {"val_top1": nan, "val_top5": nan}
+    assert selection_score({**simclr, "val_loss": 1.0}) > selection_score({**simclr, "val_loss": 2.0})
+    assert selection_score({**simclr, "val_loss": nan}) is None
+
+
+def _reevaluate(model_pt: Path, cfg: TrainConfig) -> dict[str, float]:
+    """Validation metrics of the weights stored in model.pt, recomputed from scratch."""
+    saved = load_checkpoint(model_pt)
+    model = build_model(saved["model_config"])
+    model.load_state_dict(saved["model"])
+    data = prepare_data(cfg)
+    return evaluate(model, data.val, cfg.images, cfg, saved["image_size"], torch.device("cpu"),
+                    cfg.run_seed)
+
+
+@pytest.mark.parametrize("method", ["contig", "simclr"])
+def test_model_keeps_the_best_validation_epoch(toy, tmp_path, method):
+    cache, mods, _ = toy
+    cfg = tiny_config(cache, mods, tmp_path / "best", epochs=4, lr=3e-3, method=method)
+    saved = load_checkpoint(train(cfg))
+    metrics = pl.read_csv(tmp_path / "best" / "metrics.tsv", separator="\t")
+    rows = saved["metrics"]
+    best = max(rows, key=lambda r: (selection_score(r), -r["epoch"]))["epoch"]
+    assert saved["selected_epoch"] == best and saved["select_epoch"] == "best"
+    assert metrics["selected"].to_list() == [int(r["epoch"] == best) for r in rows]
+    again = _reevaluate(tmp_path / "best" / "model.pt", cfg)
+    row = rows[best - 1]
+    for column in ("val_loss", "val_top1", "val_top5"):
+        assert again[column] == pytest.approx(row[column], rel=1e-5, nan_ok=True), column
+    # the checkpoint keeps the last epoch (for resuming); select last stores exactly that
+    last_cfg = tiny_config(cache, mods, tmp_path / "last", epochs=4, lr=3e-3, method=method,
+                           select_epoch="last")
+    last = load_checkpoint(train(last_cfg))
+    assert last["selected_epoch"] == 4
+    assert _same_weights(last["model"], load_checkpoint(tmp_path / "best" / "checkpoint.pt")["model"])
+    assert _same_weights(saved["model"], last["model"]) == (best == 4)
+
+
+def test_image_heads_per_modality_train(tmp_path):
+    cache, mods, _ = write_toy_cohort(tmp_path / "data", n_people=30, prs_missing=0.3)
+    for heads in ("shared", "per_modality"):
+        path = train(tiny_config(cache, mods, tmp_path / heads, epochs=1, join="outer",
+                                 image_heads=heads))
+        saved = load_checkpoint(path)
+        keys = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("image_heads.") else "")
+                for k in saved["model"]}
+        expected = {"image_head"} if heads == "shared" else {"image_heads.snps", "image_heads.prs"}
+        assert {k for k in keys if k.startswith("image_head")} == expected
+        assert np.isfinite(saved["metrics"][0]["train_loss"])
+        assert 0 <= saved["metrics"][0]["val_top1"] <= 1
+    simclr = load_checkpoint(train(tiny_config(cache, {}, tmp_path / "s", method="simclr",
+                                               epochs=1, image_heads="per_modality")))
+    assert any(k.startswith("image_head.") for k in simclr["model"])  # image-only: one head
+
+
+def test_cli_refuses_settings_that_only_validate_can_check(tmp_path, capsys):
+    from contig.cli import main
+
+    argv = ["train", "--images", str(tmp_path / "none"), "--out", str(tmp_path / "out"),
+            "--modality", "snps=x.npz"]
+    assert main([*argv, "--split", "0.5", "0.2", "0.2"]) == 2
+    assert "split must be three non-negative fractions summing to 1" in capsys.readouterr().err
+    assert main([*argv, "--batch-size", "1"]) == 2
+    assert "batch size >= 2" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

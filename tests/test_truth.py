@@ -14,9 +14,9 @@ import pytest
 from scipy import stats
 
 from contig.cli import main
-from contig.errors import InputError
+from contig.core.errors import InputError
 from contig.simulate.config import SimulationConfig
-from contig.truth import classify_loci, null_chromosomes, read_loci, read_truth, truth_check
+from contig.evaluate.truth import classify_loci, null_chromosomes, read_loci, read_truth, truth_check
 
 TRUTH_HEADER = ["kind", "id", "chrom", "start", "end", "trait", "effect", "variance_explained", "role",
                 "maf"]
@@ -177,9 +177,11 @@ def test_simulate_gwas_clump_truth_finds_the_planted_major_loci(tmp_path):
     contig("gwas", "--bfile", "cohort/genotypes", "--pheno", "cohort/traits.tsv", "--pheno-cols",
            *traits, "--covar", "cohort/covariates.tsv", "--covar-cols", "age", "sex", "--maf", "0.01",
            "--out", "gwas/assoc", cwd=tmp_path)
+    contig("gwas-summary", "--sumstats-prefix", "gwas/assoc", "--combined", "gwas/assoc.combined.parquet",
+           "--out", "gwas/assoc.summary.tsv", cwd=tmp_path)
     contig("clump", "--sumstats", "gwas/assoc.combined.parquet", "--bfile", "cohort/genotypes",
            "--out", "gwas/loci", cwd=tmp_path)
-    done = contig("truth", "--loci", "true=gwas/loci.loci.tsv", "--pheno-sumstats", "true=gwas/assoc",
+    done = contig("truth", "--loci", "true=gwas/loci.tsv", "--pheno-sumstats", "true=gwas/assoc",
                   "--truth", "cohort/truth.tsv", "--simulation", "cohort/simulation.json",
                   "--out", "check/truth.tsv", cwd=tmp_path)
     summary = pl.read_csv(tmp_path / "check/truth.tsv", separator="\t").row(0, named=True)
@@ -194,7 +196,7 @@ def test_simulate_gwas_clump_truth_finds_the_planted_major_loci(tmp_path):
     assert set(tagged) == set(majors["ID"].to_list())
     # λGC on chromosomes 3-4 (null) per phenotype, against the χ² = t² values of the GWAS files
     # (t vs normal reference: ~0.5% apart at these df)
-    lambdas = pl.read_csv(tmp_path / "check/truth.lambda.tsv", separator="\t")
+    lambdas = pl.read_csv(tmp_path / "check/truth.lambda_gc.tsv", separator="\t")
     for row in lambdas.iter_rows(named=True):
         table = pl.read_parquet(tmp_path / f"gwas/assoc.{row['PHENO']}.parquet")
         chisq = table.filter(pl.col("CHROM").is_in(["3", "4"]))["CHISQ"].drop_nulls().to_numpy()
@@ -214,3 +216,40 @@ def test_cli_bad_input_is_one_line_and_no_output(crafted, tmp_path, capsys):
     assert main(["truth", "--loci", f"m={loci}", f"m={loci}", "--truth", str(truth), "--simulation",
                  str(sim), "--out", str(out)]) == 2
     assert "given twice" in capsys.readouterr().err
+
+
+def test_joint_test_loci_add_their_columns_and_keep_the_rest(crafted, tmp_path):
+    truth, loci, sim = crafted
+    joint = write_loci(tmp_path / "joint.tsv", [
+        ("x", "2", 5_100_000, 5_000_000, 5_100_000),  # major2 at the span's start: found
+        ("y", "3", 50_000, 50_000, 50_000),  # null chromosome: false
+    ])
+    plain = truth_check({"m": loci, "n": loci}, truth, sim)
+    check = truth_check({"m": loci, "n": loci}, truth, sim, joint_loci_paths={"m": joint})
+    assert check.summary.columns == plain.summary.columns + [
+        "n_loci_joint", "loci_false_joint", "loci_false_null_chrom_joint", "major_found_joint",
+        "major_recall_joint", "burden_found_joint"]
+    assert check.summary.select(plain.summary.columns).equals(plain.summary)
+    rows = check.summary.select(pl.col("^.*_joint$")).rows()
+    assert rows == [(2, 1, 1, 1, 0.5, 0), (None,) * 6]
+    assert check.loci.columns[:2] == ["method", "test"]
+    assert check.loci.group_by("method", "test").len().sort("method", "test").rows() == [
+        ("m", "combined", 7), ("m", "joint", 2), ("n", "combined", 7)]
+    joint_rows = check.loci.filter(pl.col("test") == "joint")
+    assert joint_rows["CLASS"].to_list() == ["major", "false"]
+    assert "test" not in plain.loci.columns  # unchanged without joint loci
+    out = tmp_path / "out.tsv"
+    assert main(["truth", "--loci", f"m={loci}", "--loci-joint", f"m={joint}", "--truth", str(truth),
+                 "--simulation", str(sim), "--out", str(out)]) == 0
+    summary = pl.read_csv(out, separator="\t", null_values="NA")
+    assert summary["major_found_joint"].to_list() == [1]
+    assert main(["truth", "--loci", f"m={loci}", "--loci-joint", f"z={joint}", "--truth", str(truth),
+                 "--simulation", str(sim), "--out", str(out)]) == 2
+
+
+def test_window_out_of_range_is_refused(crafted, tmp_path, capsys):
+    truth, loci, sim = crafted
+    with pytest.raises(SystemExit) as exit_:
+        main(["truth", "--loci", f"m={loci}", "--truth", str(truth), "--simulation", str(sim),
+              "--window-kb", "-1", "--out", str(tmp_path / "t.tsv")])
+    assert exit_.value.code == 2 and "--window-kb: -1 is not in [0, inf]" in capsys.readouterr().err

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 import subprocess
+from collections import Counter
 
 import polars as pl
 import pytest
+import yaml
 
-from workflow_helpers import TINY, run_snakemake, write_config
+from helpers.workflow import (ROOT, TINY, planned_jobs, run_snakemake, split_by_chromosome,
+                              write_config)
 
+pytestmark = pytest.mark.slow  # the whole workflow on a tiny cohort, then reruns: minutes on 2 cores
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,10 @@ def test_every_stage_output_exists(finished_run):
         "results/embed/contig.parquet",
         "results/embed/random.parquet",
         "results/gwas/contig/assoc.combined.parquet",
-        "results/gwas/contig/loci.loci.tsv",
+        "results/gwas/contig/loci.tsv",
+        "results/gwas/contig/loci.clumps.tsv",
+        "results/gwas/contig/loci.summary.tsv",
+        "results/gwas/contig/assoc.summary.tsv",
         "results/gwas/random/combined.manhattan.png",
         "results/gwas/contig/parts/chr1-3.parquet",
         "results/gwas/contig/parts/chr4-6.parquet",
@@ -51,10 +59,12 @@ def test_every_stage_output_exists(finished_run):
         "results/gwas/contig/sumstats/PC3.tsv.gz",
         "results/gwas/contig/phenotypes.spectrum.png",
         "results/embed/contig_left.parquet",
-        "results/gwas/random_right/loci.loci.tsv",
+        "results/gwas/random_right/loci.tsv",
         "results/explain/contig/attributions.features.tsv",
         "results/explain/contig/attributions.precision.tsv",
         "results/explain/contig/attributions.saliency.png",
+        "results/evaluate/probes.tsv",
+        "results/evaluate/probes.png",
         "results/evaluate/probes.summary.tsv",
         "results/evaluate/truth.tsv",
         "results/evaluate/replication/contig.summary.tsv",
@@ -84,14 +94,24 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def planned_rules(workdir, overrides: dict, name: str = "changed.yaml") -> set[str]:
-    """Rules a dry run plans after merging ``overrides`` into the TINY config."""
+def tiny_with(overrides: dict) -> dict:
+    """The TINY config with ``overrides`` merged in (one level deep)."""
     merged = {key: dict(value) for key, value in TINY.items()}
     for key, value in overrides.items():
         merged[key] = merged.get(key, {}) | value
-    result = run_snakemake(workdir, write_config(workdir, merged, name=name), "-n")
+    return merged
+
+
+def planned(workdir, overrides: dict, name: str = "changed.yaml") -> Counter:
+    """Jobs per rule a dry run plans after merging ``overrides`` into the TINY config."""
+    result = run_snakemake(workdir, write_config(workdir, tiny_with(overrides), name=name), "-n")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE))
+    return planned_jobs(result.stdout + result.stderr)
+
+
+def planned_rules(workdir, overrides: dict, name: str = "changed.yaml") -> set[str]:
+    """Rules a dry run plans after merging ``overrides`` into the TINY config."""
+    return set(planned(workdir, overrides, name))
 
 
 GENETIC_STAGES = {"simulate", "qc", "pca", "snps", "prs", "burden", "images", "covariates"}
@@ -107,8 +127,8 @@ def test_burden_setting_reruns_burden_and_what_reads_it(finished_run):
 def test_gwas_setting_reruns_only_gwas_and_after(finished_run):
     workdir, _ = finished_run
     planned = planned_rules(workdir, {"gwas": {"maf": 0.05}})
-    assert planned == {"gwas", "gwas_gather", "clump", "gwas_plots", "truth", "replicate",
-                       "compare", "all"}
+    assert planned == {"gwas", "gwas_gather", "gwas_summary", "clump", "gwas_plots", "truth",
+                       "replicate", "compare", "all"}
 
 
 def test_pretraining_setting_does_not_rerun_qc_or_scores(finished_run):
@@ -138,6 +158,133 @@ def test_new_pgs_file_reruns_only_scores_and_what_follows(finished_run):
         new.unlink()
     assert "prs" in planned and "train" in planned
     assert not planned & (GENETIC_STAGES - {"prs"})
+
+
+# Reruns follow exactly what changed. TINY has 2 methods, each analysed on everyone and per eye
+# (6 GWAS: gather and clump per analysis; summary, plots per method; replicate per method).
+AFTER_CLUMP = {"clump": 6, "gwas_plots": 2, "truth": 1, "replicate": 2, "compare": 1, "all": 1}
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    pytest.param({"pretrain": {"workers": 2}}, {}, id="pretrain.workers"),
+    pytest.param({"pretrain": {"gpus": 1}}, {}, id="pretrain.gpus"),
+    pytest.param({"pretrain": {"methods": ["contig"]}},
+                 {"probes": 1, "truth": 1, "compare": 1, "all": 1}, id="drop-a-method"),
+    pytest.param({"gwas": {"formats": ["parquet"]}},
+                 {"gwas_gather": 6, "gwas_summary": 2} | AFTER_CLUMP, id="gwas.formats"),
+    pytest.param({"gwas": {"threshold": 1e-6}}, {"gwas_summary": 2} | AFTER_CLUMP,
+                 id="gwas.threshold"),
+    pytest.param({"clump": {"p2": 1e-6}}, AFTER_CLUMP, id="clump.p2"),
+    pytest.param({"explain": {"top_k": [5, 10]}}, {"explain": 1, "all": 1}, id="explain.top_k"),
+    pytest.param({"evaluate": {"compare_probes": ["disease:auroc"]}}, {"compare": 1, "all": 1},
+                 id="evaluate.compare_probes"),
+    pytest.param({"evaluate": {"window_kb": 100}},
+                 {"explain": 1, "truth": 1, "replicate": 2, "compare": 1, "all": 1},
+                 id="evaluate.window_kb"),
+])
+def test_a_setting_reruns_exactly_what_it_feeds(finished_run, overrides, expected):
+    workdir, _ = finished_run
+    assert planned(workdir, overrides) == Counter(expected)
+
+
+def reordered(value):
+    """``value`` with the keys of every mapping in reverse order."""
+    if isinstance(value, dict):
+        return {key: reordered(value[key]) for key in reversed(value)}
+    return value
+
+
+def test_same_config_with_keys_in_another_order_reruns_nothing(finished_run):
+    workdir, _ = finished_run
+    config = yaml.safe_load(write_config(workdir, TINY, name="ordered.yaml").read_text())
+    path = workdir / "reordered.yaml"
+    path.write_text(yaml.safe_dump(reordered(config), sort_keys=False))
+    assert next(iter(yaml.safe_load(path.read_text()))) != next(iter(config))
+    result = run_snakemake(workdir, path, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(result.stdout + result.stderr) == Counter()
+
+
+def copy_run(source, target):
+    """A copy of a finished run Snakemake sees as finished; model files are hard links (the
+    copy's jobs replace outputs through renames, and no training reruns here)."""
+    def link_or_copy(src, dst):
+        if f"{os.sep}results{os.sep}pretrain{os.sep}" in src:
+            os.link(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
+    return target
+
+
+def test_loco_gwas_runs_step1_and_tests_with_its_predictions(finished_run, tmp_path):
+    """gwas.loco: true (config/examples/ukb_like.yaml's setting): each analysis gets a ridge
+    step 1, and its association jobs read the LOCO predictions."""
+    workdir, _ = finished_run
+    assert planned(workdir, {"gwas": {"loco": True}}) == Counter(
+        {"gwas_step1": 6, "gwas": 12, "gwas_gather": 6, "gwas_summary": 2} | AFTER_CLUMP)
+    copy = copy_run(workdir, tmp_path / "run")
+    config = write_config(copy, tiny_with({"gwas": {"loco": True}}), name="loco.yaml")
+    result = run_snakemake(copy, config, "results/gwas/contig/loci.tsv")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert planned_jobs(output) == Counter({"gwas_step1": 1, "gwas": 2, "gwas_gather": 1, "clump": 1})
+    assert output.count("--loco results/gwas/contig/step1.loco.tsv.gz") == 2
+    assert (copy / "results/gwas/contig/step1.loco.tsv.gz").stat().st_size > 0
+    loco = pl.read_parquet(copy / "results/gwas/contig/assoc.combined.parquet")
+    plain = pl.read_parquet(workdir / "results/gwas/contig/assoc.combined.parquet")
+    assert loco.height == plain.height and not loco.equals(plain)
+
+
+def real_inputs(run, genotypes: str) -> dict:
+    """inputs: the finished run's simulated files, read as real data, with these genotypes."""
+    demo = run / "resources" / "demo"
+    return {"simulate": False, "genotypes": genotypes, "images": str(demo / "images.tsv"),
+            "covariates": str(demo / "covariates.tsv"), "pgs": str(demo / "pgs"),
+            "genes": str(demo / "genes.tsv"), "labels": str(demo / "labels.tsv")}
+
+
+def test_per_chromosome_genotypes_give_the_same_qc(finished_run, tmp_path):
+    """inputs.genotypes as a {chrom} pattern: the whole DAG plans, and QC of the per-chromosome
+    files writes the same fileset as QC of the single fileset they were split from."""
+    workdir, _ = finished_run
+    (tmp_path / "split").mkdir()
+    pattern = str(tmp_path / "split" / "cohort_chr{chrom}")
+    chroms = split_by_chromosome(workdir / "resources/demo/genotypes", pattern)
+    assert chroms == [str(c) for c in range(1, 7)]
+    overrides = {"inputs": real_inputs(workdir, pattern), "pca": {"color_by": ""}}
+    config = write_config(tmp_path, tiny_with(overrides))
+    dry = run_snakemake(tmp_path, config, "-n")
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    jobs = planned_jobs(dry.stdout + dry.stderr)
+    assert jobs["qc"] == 1 and jobs["gwas"] == 12 and "simulate" not in jobs
+    assert f"--bfile {pattern}" in (dry.stdout + dry.stderr).replace("'", "")
+    result = run_snakemake(tmp_path, config, "results/genotypes/cohort.qc.tsv")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for ext in (".bed", ".bim", ".fam"):
+        assert (tmp_path / f"results/genotypes/cohort{ext}").read_bytes() == \
+            (workdir / f"results/genotypes/cohort{ext}").read_bytes(), ext
+
+
+def test_documented_real_data_start_plans(finished_run, tmp_path):
+    """config/examples/ukb_like.yaml (per-chromosome genotypes, gwas.loco) with its paths
+    pointed at the finished run's cohort: the dry run plans every stage, LOCO included."""
+    workdir, _ = finished_run
+    (tmp_path / "split").mkdir()
+    pattern = str(tmp_path / "split" / "ukb_cal_chr{chrom}")
+    split_by_chromosome(workdir / "resources/demo/genotypes", pattern)
+    config = yaml.safe_load((ROOT / "config/examples/ukb_like.yaml").read_text())
+    assert "{chrom}" in config["inputs"]["genotypes"] and config["gwas"]["loco"]
+    config["inputs"] = real_inputs(workdir, pattern)
+    path = tmp_path / "ukb_like.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_snakemake(tmp_path, path, "-n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout + result.stderr)
+    n_analyses = 3 * len(config["pretrain"]["methods"])
+    assert jobs["gwas_step1"] == n_analyses and jobs["gwas"] == 6 * n_analyses
+    assert jobs["train"] == 5 * len(config["pretrain"]["methods"])
 
 
 def embedded_text(html: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_helpers import ROOT, SNAKEMAKE, TINY, write_config
+from helpers.workflow import ROOT, SNAKEMAKE, TINY, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,8 @@ STAGES_BEFORE_PRETRAINING = {"simulate", "qc", "pca", "pca_plot", "snps", "prs",
 
 
 def _command(workdir: Path, configfile: Path, target: str) -> list[str]:
-    return [str(SNAKEMAKE), "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory",
+    return [str(SNAKEMAKE), "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+            "--workflow-profile", str(ROOT / "profiles" / "default"), "--directory",
             str(workdir), "--configfile", str(configfile), "--cores", "2", target]
 
 

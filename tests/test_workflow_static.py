@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_helpers import ROOT, run_snakemake, write_config
+from helpers.workflow import ROOT, run_snakemake, write_config
 
 BIN = Path(sys.executable).parent
 
@@ -48,6 +48,18 @@ def test_wrong_type_names_the_key(tmp_path):
 def test_out_of_bounds_value_is_rejected(tmp_path):
     error = rejected_dry_run(tmp_path, {"qc": {"maf": 0.7}})
     assert "0.7 is greater than the maximum of 0.5" in error
+
+
+@pytest.mark.parametrize("threshold, message", [
+    (1.0, "1.0 is greater than or equal to the maximum of 1"),
+    (0.0, "0.0 is less than or equal to the minimum of 0"),
+])
+def test_gwas_threshold_is_a_probability_strictly_between_0_and_1(tmp_path, threshold, message):
+    assert message in rejected_dry_run(tmp_path, {"gwas": {"threshold": threshold}})
+
+
+def test_clump_p1_is_gone_in_favour_of_gwas_threshold(tmp_path):
+    assert "'p1' was unexpected" in rejected_dry_run(tmp_path, {"clump": {"p1": 5e-8}})
 
 
 def test_unknown_key_is_named(tmp_path):

@@ -1,4 +1,19 @@
-# Helpers shared by all rules: config validation, input checks, paths and the contig command.
+# Helpers shared by all rules: config validation, input checks, the contig command, and the input
+# and params functions the rules name. Computations that need no Snakemake state live in
+# contig.core.plan, where tests import them.
+#
+# What reruns a job. The workflow profile sets rerun-triggers input, params, code, software-env.
+# For params, Snakemake records with each output the repr of every param value that does not come
+# from a function taking input, output, threads or resources (those are "derived" and recorded
+# nowhere), as a set without names (snakemake/persistence/__init__.py: _params); for code, the
+# rule's shell text before formatting (_code). Threads and resources are not recorded. Hence:
+# - each rule gets only the config values it uses, as one string of its command-line options
+#   in a fixed order (command_options below), so reordering config keys changes nothing and
+#   two settings that swap values still change the string;
+# - settings that do not change results (pretrain.workers, pretrain.gpus, threads) reach the jobs
+#   through threads and resources only;
+# - functions taking input or output turn paths into arguments; a setting inside one would not
+#   rerun the rule when it changes, so settings never go there.
 import sys
 from pathlib import Path
 
@@ -11,14 +26,15 @@ from snakemake.utils import validate
 SRC_DIR = Path(workflow.basedir).parent / "src"
 sys.path.insert(0, str(SRC_DIR))
 
-from contig.errors import InputError  # noqa: E402
-from contig.runlock import clear_stale_locks, record_owner  # noqa: E402
-from contig.sheets import load_schema, validate_sheet  # noqa: E402
+from contig.core import plan  # noqa: E402
+from contig.core.errors import InputError  # noqa: E402
+from contig.core.runlock import clear_stale_locks, record_owner  # noqa: E402
+from contig.core.sheets import load_schema, validate_sheet  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 
 # A snakemake killed with -9 leaves its locks and the next run would refuse to start: remove
-# them when the run that took them is gone (see contig.runlock).
+# them when the run that took them is gone (see contig.core.runlock).
 if workflow.exec_mode == ExecMode.DEFAULT and not workflow.dryrun:
     stale = clear_stale_locks(".snakemake")
     if stale is not None:
@@ -32,8 +48,15 @@ onstart:
     record_owner(".snakemake")
 
 
+wildcard_constraints:
+    method=plan.METHOD_PATTERN,
+    analysis=plan.ANALYSIS_PATTERN,
+    fold=plan.FOLD_PATTERN,
+
+
 INPUTS = config["inputs"]
 SIMULATED = INPUTS["simulate"]
+SIMULATION = config["simulate"]["out"]
 
 
 def schema_path(name):
@@ -53,14 +76,14 @@ def job_shell_prefix():
 shell.prefix(job_shell_prefix())
 
 
+# ------------------------------------------------------------------------------ user inputs
+
+
 def genotype_files(prefix):
     """The .bed/.bim/.fam files behind a prefix, or behind each per-chromosome prefix of a pattern."""
-    if "{chrom}" in prefix:
-        from contig.plinkio import expand_prefix_pattern
+    from contig.genotypes.plinkio import expand_prefix_pattern
 
-        prefixes = expand_prefix_pattern(prefix)
-    else:
-        prefixes = [prefix]
+    prefixes = expand_prefix_pattern(prefix) if "{chrom}" in prefix else [prefix]
     return [f"{p}{ext}" for p in prefixes for ext in (".bed", ".bim", ".fam")]
 
 
@@ -68,7 +91,7 @@ def simulated_pgs_files():
     """The scoring files the simulator writes (their names follow from its settings)."""
     from contig.simulate import SimulationConfig
 
-    folder = Path(config["simulate"]["out"]) / "pgs"
+    folder = Path(SIMULATION) / "pgs"
     return [str(folder / f"{pgs_id}.txt.gz") for pgs_id in SimulationConfig().pgs_ids()]
 
 
@@ -82,9 +105,8 @@ def pgs_files():
         return SIMULATED_PGS
     if isinstance(pgs, list):
         return pgs
-    folder = Path(pgs)
     files = sorted(
-        str(p) for p in folder.glob("*.txt*") if p.name.endswith((".txt", ".txt.gz"))
+        str(p) for p in Path(pgs).glob("*.txt*") if p.name.endswith((".txt", ".txt.gz"))
     )
     if not files:
         raise WorkflowError(
@@ -125,31 +147,11 @@ def genotype_inputs():
     return genotype_files(INPUTS["genotypes"])
 
 
-def genotype_arg():
-    """The --bfile argument: the prefix or the {chrom} pattern, quoted for the shell."""
-    return f"'{INPUTS['genotypes']}'"
-
-
-def indep_pairwise_arg(settings):
-    window, step, r2 = settings
-    return f"{window} {step} {r2}"
-
-
-IMAGE_CACHE = f"results/images/cache_{config['images']['size']}"
-METHODS = config["pretrain"]["methods"]
-N_FOLDS = config["pretrain"]["n_folds"]
-FOLDS = [f"fold{k}" for k in range(N_FOLDS)] if N_FOLDS > 1 else ["holdout"]
-# SLURM --gpus for the GPU rules; nothing when training on the CPU.
-GPU_RESOURCES = (
-    {"gpu": config["pretrain"]["gpus"]} if config["pretrain"]["gpus"] else {}
-)
-
-
 def genotype_chromosomes():
     """The chromosomes of the input genotypes, in genome order (simulated: 1..n_chromosomes)."""
     if SIMULATED:
         return [str(c) for c in range(1, config["simulate"]["n_chromosomes"] + 1)]
-    from contig.plinkio import chromosome_sort_key, read_bim
+    from contig.genotypes.plinkio import chromosome_sort_key, read_bim
 
     chroms = set()
     for path in genotype_files(INPUTS["genotypes"])[1::3]:
@@ -164,46 +166,58 @@ def genotype_chromosomes():
     return sorted(chroms, key=chromosome_sort_key)
 
 
-def gwas_parts():
-    """The GWAS scatter: part name -> chromosomes, config gwas.scatter contiguous groups (one
-    chromosome each when scatter >= the number of chromosomes)."""
-    chroms = genotype_chromosomes()
-    n_parts = min(config["gwas"]["scatter"], len(chroms))
-    size, extra = divmod(len(chroms), n_parts)
-    parts, start = {}, 0
-    for k in range(n_parts):
-        group = chroms[start : start + size + (k < extra)]
-        start += len(group)
-        name = f"chr{group[0]}" if len(group) == 1 else f"chr{group[0]}-{group[-1]}"
-        parts[name] = group
-    return parts
+# ------------------------------------------------------------------------------ the job plan
+
+IMAGE_CACHE = f"results/images/cache_{config['images']['size']}"
+METHODS = config["pretrain"]["methods"]
+N_FOLDS = config["pretrain"]["n_folds"]
+FOLDS = plan.fold_names(N_FOLDS)
+GWAS_PARTS = plan.chromosome_groups(genotype_chromosomes(), config["gwas"]["scatter"])
+LABELS = bool(INPUTS["labels"])
+REPLICATE_EYES = config["evaluate"]["replicate_eyes"]
+EXPLAIN = config["explain"]["enabled"] and "contig" in METHODS
+# SLURM --gpus for the GPU rules; nothing when training on the CPU.
+GPU_RESOURCES = (
+    {"gpu": config["pretrain"]["gpus"]} if config["pretrain"]["gpus"] else {}
+)
 
 
-GWAS_PARTS = gwas_parts()
-EYES = ["left", "right"]
+def final_outputs():
+    """Every target of a full run."""
+    return [
+        "results/genotypes/cohort.qc.tsv",
+        "results/genotypes/pca_plot.png",
+        "results/scores/prs.npz",
+        "results/scores/burden.npz",
+        *expand(
+            "results/pretrain/{method}/{fold}/curves.png", method=METHODS, fold=FOLDS
+        ),
+        *expand("results/gwas/{method}/combined.manhattan.png", method=METHODS),
+        *expand("results/gwas/{method}/loci.tsv", method=METHODS),
+        *expand("results/gwas/{method}/joint.manhattan.png", method=METHODS),
+        *expand("results/gwas/{method}/assoc.summary.tsv", method=METHODS),
+        *expand("results/gwas/{method}/phenotypes.spectrum.png", method=METHODS),
+        "results/evaluate/comparison.tsv",
+        *(["results/explain/contig/attributions.features.tsv"] if EXPLAIN else []),
+    ]
 
 
-wildcard_constraints:
-    analysis=r"(contig|simclr|random)(_left|_right)?",
+# ------------------------------------------------------------------------------ input functions
 
 
-def split_arg(wildcards):
-    """--n-folds K --fold k for cross-fitting folds, --split TRAIN VAL TEST for the holdout."""
-    if wildcards.fold == "holdout":
-        return "--split " + " ".join(str(f) for f in config["pretrain"]["holdout"])
-    return f"--n-folds {N_FOLDS} --fold {wildcards.fold.removeprefix('fold')}"
+def fold_models(wildcards):
+    """The models of every fold of the analysis' method (an embedding gathers them)."""
+    method, _ = plan.split_analysis(wildcards.analysis)
+    return expand(
+        "results/pretrain/{method}/{fold}/model.pt", method=method, fold=FOLDS
+    )
 
 
 def loco_input(wildcards):
     """The LOCO predictions of gwas_step1 when config gwas.loco is on, else nothing."""
     if config["gwas"]["loco"]:
-        return f"results/gwas/{wildcards.method}/step1.loco.tsv.gz"
+        return f"results/gwas/{wildcards.analysis}/step1.loco.tsv.gz"
     return []
-
-
-LABELS = bool(INPUTS["labels"])
-REPLICATE_EYES = config["evaluate"]["replicate_eyes"]
-EXPLAIN = config["explain"]["enabled"] and "contig" in METHODS
 
 
 def comparison_inputs(wildcards):
@@ -211,7 +225,8 @@ def comparison_inputs(wildcards):
     the truth check (simulated cohorts), replication across eyes and probes where enabled.
     """
     inputs = {
-        "loci": expand("results/gwas/{method}/loci.loci.tsv", method=METHODS),
+        "loci": expand("results/gwas/{method}/loci.tsv", method=METHODS),
+        "loci_joint": expand("results/gwas/{method}/loci.joint.tsv", method=METHODS),
         "metrics": expand(
             "results/pretrain/{method}/{fold}/metrics.tsv", method=METHODS, fold=FOLDS
         ),
@@ -227,32 +242,108 @@ def comparison_inputs(wildcards):
     return inputs
 
 
+# ------------------------------------------------------------------------------ params functions
+# Those taking input or output only turn paths into arguments (see the top of this file).
+
+
+def command_options(options):
+    """A params function giving the command-line options `options` ({flag: value}, see
+    plan.cli_options). A function rather than the string: Snakemake reads braces in a string
+    param as wildcards, and config values such as the genotypes' {chrom} pattern have braces.
+    """
+    text = plan.cli_options(options)
+
+    def options_arg(wildcards):
+        return text
+
+    return options_arg
+
+
+def clump_options(p_column):
+    """The options of `contig clump` for loci of one test: min p x k (LOG10P) or the joint test
+    (LOG10P_JOINT) of the combined table."""
+    return command_options(
+        {
+            "--p-column": p_column,
+            "--p1": config["gwas"]["threshold"],
+            "--p2": config["clump"]["p2"],
+            "--r2": config["clump"]["r2"],
+            "--kb": config["clump"]["kb"],
+        }
+    )
+
+
+def split_arg(wildcards):
+    """--n-folds K --fold k for cross-fitting folds, --split TRAIN VAL TEST for the holdout."""
+    return plan.split_option(wildcards.fold, N_FOLDS, config["pretrain"]["holdout"])
+
+
+def embed_options(wildcards):
+    """The eye of an analysis: the configured eye (everyone embedded) for a method, one eye of the
+    people with both eyes for <method>_<eye>; and how fold models' spaces are aligned.
+    """
+    _, eye = plan.split_analysis(wildcards.analysis)
+    align = {"--align": config["embed"]["align"]}
+    if eye is None:
+        return plan.cli_options({"--eye": config["embed"]["eye"], **align})
+    return plan.cli_options({"--eye": eye, "--both-eyes-only": True, **align})
+
+
+def gwas_part_chromosomes(wildcards):
+    return " ".join(GWAS_PARTS[wildcards.part])
+
+
+def checkpoint_args(wildcards, input):
+    return plan.repeated_option("--checkpoint", input.models)
+
+
+def modality_args(wildcards, input):
+    return plan.repeated_option(
+        "--modality", (f"{Path(p).stem}={p}" for p in input.modalities)
+    )
+
+
+def embedding_args(wildcards, input):
+    return plan.repeated_option(
+        "--embeddings", (f"{Path(p).stem}={p}" for p in input.embeddings)
+    )
+
+
+def optional_input_arg(flag, name):
+    """A params function: `flag <input.name>` when the rule has that input, else nothing."""
+
+    def arg(wildcards, input):
+        return f"{flag} {input[name]}" if input.get(name) else ""
+
+    return arg
+
+
+def method_paths_arg(name):
+    """A params function: METHOD=PATH for each path of input.name (one per method of METHODS)."""
+
+    def arg(wildcards, input):
+        return " ".join(plan.named_paths(METHODS, input[name]))
+
+    return arg
+
+
 def comparison_args(wildcards, input):
-    """The `contig compare` options for the inputs of comparison_inputs."""
-    args = ["--loci", *(f"{m}={p}" for m, p in zip(METHODS, input.loci))]
-    # input.metrics is METHODS x FOLDS in expand order: one comma-separated list per method
-    metrics = list(input.metrics)
-    args += ["--metrics"] + [
-        f"{m}=" + ",".join(metrics[i * len(FOLDS) : (i + 1) * len(FOLDS)])
-        for i, m in enumerate(METHODS)
-    ]
-    if "truth" in input.keys():
-        args += ["--truth-table", input.truth]
-    if "replication" in input.keys():
-        args += [
-            "--replication",
-            *(f"{m}={p}" for m, p in zip(METHODS, input.replication)),
-        ]
-    if "probes" in input.keys():
-        args += [
-            "--probes",
-            input.probes,
-            "--probe",
-            *config["evaluate"]["compare_probes"],
-        ]
+    """The `contig compare` inputs of comparison_inputs, and a header naming the config."""
+    inputs = plan.comparison_arguments(
+        METHODS,
+        FOLDS,
+        input.loci,
+        input.metrics,
+        truth=input.get("truth"),
+        replication=input.get("replication", []),
+        probes=input.get("probes"),
+        loci_joint=input.loci_joint,
+    )
     configs = " ".join(str(c) for c in workflow.configfiles) or "config/config.yaml"
-    args += ["--header", f"'Made by the workflow (rule compare; config {configs})'"]
-    return " ".join(args)
+    header = plan.cli_options(
+        {"--header": f"Made by the workflow (rule compare; config {configs})"}
+    )
+    return f"{inputs} {header}"
 
 
 def explain_report(name, caption, labels):
@@ -264,21 +355,3 @@ def explain_report(name, caption, labels):
         subcategory="contig",
         labels=labels,
     )
-
-
-def final_outputs():
-    """Every target of a full run."""
-    return [
-        "results/genotypes/cohort.qc.tsv",
-        "results/genotypes/pca_plot.png",
-        "results/scores/prs.npz",
-        "results/scores/burden.npz",
-        *expand(
-            "results/pretrain/{method}/{fold}/curves.png", method=METHODS, fold=FOLDS
-        ),
-        *expand("results/gwas/{method}/combined.manhattan.png", method=METHODS),
-        *expand("results/gwas/{method}/loci.loci.tsv", method=METHODS),
-        *expand("results/gwas/{method}/phenotypes.spectrum.png", method=METHODS),
-        "results/evaluate/comparison.tsv",
-        *(["results/explain/contig/attributions.features.tsv"] if EXPLAIN else []),
-    ]

@@ -1,23 +1,26 @@
-# Embeddings for GWAS: each person embedded by a model that did not train on them.
+# Embeddings for GWAS: each person embedded by a model that did not train on them. The analysis
+# is a method (the eye of embed.eye, everyone) or <method>_<eye> (that eye of the people with both
+# eyes, for the replication across eyes).
 
 
 rule embed:
     input:
         cache=f"{IMAGE_CACHE}.npy",
         index=f"{IMAGE_CACHE}.index.tsv",
-        models=lambda wildcards: expand(
-            "results/pretrain/{method}/{fold}/model.pt",
-            method=wildcards.method,
-            fold=FOLDS,
-        ),
+        models=fold_models,
     output:
-        "results/embed/{method}.parquet",
+        embeddings="results/embed/{analysis}.parquet",
+        alignment=report(
+            "results/embed/{analysis}.alignment.tsv",
+            caption="../report/alignment.rst",
+            category="5. Embeddings",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "table": "alignment of the fold models"},
+        ),
     log:
-        "logs/embed/{method}.log",
+        "logs/embed/{analysis}.log",
     benchmark:
-        "benchmarks/embed/{method}.tsv"
-    wildcard_constraints:
-        method="contig|simclr|random",
+        "benchmarks/embed/{analysis}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 2
@@ -26,49 +29,10 @@ rule embed:
         mem_mb=8000,
         runtime=120,
     params:
-        images=lambda wildcards, input: input.cache.removesuffix(".npy"),
-        checkpoints=lambda wildcards, input: " ".join(
-            f"--checkpoint {m}" for m in input.models
-        ),
-        eye=config["embed"]["eye"],
+        images=subpath(input.cache, strip_suffix=".npy"),
+        checkpoints=checkpoint_args,
+        options=embed_options,
     shell:
         "python -m contig embed --images {params.images} {params.checkpoints}"
-        " --out {output} --eye {params.eye} --people test --threads {threads}"
+        " --out {output.embeddings} {params.options} --people test --threads {threads}"
         " > {log} 2>&1"
-
-
-rule embed_eye:
-    """One eye's embeddings of the people with both eyes, for the replication across eyes."""
-    input:
-        cache=f"{IMAGE_CACHE}.npy",
-        index=f"{IMAGE_CACHE}.index.tsv",
-        models=lambda wildcards: expand(
-            "results/pretrain/{method}/{fold}/model.pt",
-            method=wildcards.method,
-            fold=FOLDS,
-        ),
-    output:
-        "results/embed/{method}_{eye}.parquet",
-    log:
-        "logs/embed/{method}_{eye}.log",
-    benchmark:
-        "benchmarks/embed/{method}_{eye}.tsv"
-    wildcard_constraints:
-        method="contig|simclr|random",
-        eye="left|right",
-    conda:
-        "../../envs/torch.yaml"
-    threads: 2
-    resources:
-        **GPU_RESOURCES,
-        mem_mb=8000,
-        runtime=120,
-    params:
-        images=lambda wildcards, input: input.cache.removesuffix(".npy"),
-        checkpoints=lambda wildcards, input: " ".join(
-            f"--checkpoint {m}" for m in input.models
-        ),
-    shell:
-        "python -m contig embed --images {params.images} {params.checkpoints}"
-        " --out {output} --eye {wildcards.eye} --both-eyes-only --people test"
-        " --threads {threads} > {log} 2>&1"

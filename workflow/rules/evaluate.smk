@@ -6,7 +6,7 @@ rule probes:
     input:
         embeddings=expand("results/embed/{method}.parquet", method=METHODS),
         labels=INPUTS["labels"] or [],
-        traits=f"{config['simulate']['out']}/traits.tsv" if SIMULATED else [],
+        traits=f"{SIMULATION}/traits.tsv" if SIMULATED else [],
     output:
         **(
             {
@@ -28,16 +28,16 @@ rule probes:
             if SIMULATED
             else {}
         ),
-        probes="results/evaluate/probes.probes.tsv",
+        probes="results/evaluate/probes.tsv",
         summary=report(
             "results/evaluate/probes.summary.tsv",
             caption="../report/probes_summary.rst",
             category="8. Evaluation",
             subcategory="probes",
-            labels={"table": "probe metrics (mean ± sd over seeds)"},
+            labels={"table": "probe metrics (mean over seeds, bootstrap interval)"},
         ),
         figure=report(
-            "results/evaluate/probes.probes.png",
+            "results/evaluate/probes.png",
             caption="../report/probes.rst",
             category="8. Evaluation",
             subcategory="probes",
@@ -54,30 +54,35 @@ rule probes:
         mem_mb=4000,
         runtime=60,
     params:
-        embeddings=lambda wildcards, input: " ".join(
-            f"--embeddings {Path(p).stem}={p}" for p in input.embeddings
+        embeddings=embedding_args,
+        labels=optional_input_arg("--labels", "labels"),
+        traits=optional_input_arg("--traits", "traits"),
+        prefix=subpath(output.probes, strip_suffix=".tsv"),
+        options=command_options(
+            {
+                "--fractions": config["evaluate"]["fractions"],
+                "--seeds": config["evaluate"]["seeds"],
+                "--test-fraction": config["evaluate"]["test_fraction"],
+                "--l2": config["evaluate"]["l2"],
+                "--inner-folds": config["evaluate"]["inner_folds"],
+                "--bootstrap": config["evaluate"]["bootstrap"],
+                "--interval-level": config["evaluate"]["interval_level"],
+            }
         ),
-        out=lambda wildcards, output: output.probes.removesuffix(".probes.tsv"),
-        traits=lambda wildcards, input: (
-            f"--traits {input.traits}" if input.traits else ""
-        ),
-        fractions=" ".join(str(f) for f in config["evaluate"]["fractions"]),
-        settings=config["evaluate"],
     shell:
         # Many small L-BFGS fits: multithreaded BLAS only adds overhead (10x slower measured).
         "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1"
-        " python -m contig evaluate {params.embeddings} --labels {input.labels}"
-        " {params.traits} --out {params.out} --fractions {params.fractions}"
-        " --seeds {params.settings[seeds]} --test-fraction {params.settings[test_fraction]}"
-        " > {log} 2>&1"
+        " python -m contig probes {params.embeddings} {params.labels} {params.traits}"
+        " --out {params.prefix} {params.options} > {log} 2>&1"
 
 
 rule truth:
     input:
-        loci=expand("results/gwas/{method}/loci.loci.tsv", method=METHODS),
+        loci=expand("results/gwas/{method}/loci.tsv", method=METHODS),
+        loci_joint=expand("results/gwas/{method}/loci.joint.tsv", method=METHODS),
         sumstats=expand("results/gwas/{method}/sumstats", method=METHODS),
-        truth=f"{config['simulate']['out']}/truth.tsv",
-        simulation=f"{config['simulate']['out']}/simulation.json",
+        truth=f"{SIMULATION}/truth.tsv",
+        simulation=f"{SIMULATION}/simulation.json",
     output:
         summary=report(
             "results/evaluate/truth.tsv",
@@ -95,29 +100,27 @@ rule truth:
             subcategory="truth check",
             labels={"table": "every locus with its planted match"},
         ),
-        lambdas="results/evaluate/truth.lambda.tsv",
+        lambdas="results/evaluate/truth.lambda_gc.tsv",
     log:
         "logs/evaluate/truth.log",
     conda:
         "../../envs/genetics.yaml"
     params:
-        loci=lambda wildcards, input: " ".join(
-            f"{m}={p}" for m, p in zip(METHODS, input.loci)
-        ),
-        sumstats=lambda wildcards, input: " ".join(
-            f"{m}={p}" for m, p in zip(METHODS, input.sumstats)
-        ),
-        window=config["evaluate"]["window_kb"],
+        loci=method_paths_arg("loci"),
+        loci_joint=method_paths_arg("loci_joint"),
+        sumstats=method_paths_arg("sumstats"),
+        options=command_options({"--window-kb": config["evaluate"]["window_kb"]}),
     shell:
-        "python -m contig truth --loci {params.loci} --pheno-sumstats {params.sumstats}"
-        " --truth {input.truth} --simulation {input.simulation}"
-        " --window-kb {params.window} --out {output.summary} > {log} 2>&1"
+        "python -m contig truth --loci {params.loci} --loci-joint {params.loci_joint}"
+        " --pheno-sumstats {params.sumstats}"
+        " --truth {input.truth} --simulation {input.simulation} {params.options}"
+        " --out {output.summary} > {log} 2>&1"
 
 
 rule replicate:
     input:
-        left_loci="results/gwas/{method}_left/loci.loci.tsv",
-        right_loci="results/gwas/{method}_right/loci.loci.tsv",
+        left_loci="results/gwas/{method}_left/loci.tsv",
+        right_loci="results/gwas/{method}_right/loci.tsv",
         left_sumstats="results/gwas/{method}_left/assoc.combined.parquet",
         right_sumstats="results/gwas/{method}_right/assoc.combined.parquet",
     output:
@@ -131,18 +134,20 @@ rule replicate:
         summary="results/evaluate/replication/{method}.summary.tsv",
     log:
         "logs/evaluate/replication/{method}.log",
-    wildcard_constraints:
-        method="contig|simclr|random",
     conda:
         "../../envs/genetics.yaml"
     params:
-        settings=config["evaluate"],
+        options=command_options(
+            {
+                "--alpha": config["evaluate"]["replication_alpha"],
+                "--window-kb": config["evaluate"]["window_kb"],
+            }
+        ),
     shell:
         "python -m contig replicate --loci {input.left_loci}"
         " --sumstats-other {input.right_sumstats} --loci-other {input.right_loci}"
         " --sumstats {input.left_sumstats} --name left --name-other right"
-        " --alpha {params.settings[replication_alpha]}"
-        " --window-kb {params.settings[window_kb]} --out {output.loci} > {log} 2>&1"
+        " {params.options} --out {output.loci} > {log} 2>&1"
 
 
 rule compare:
@@ -162,9 +167,14 @@ rule compare:
     conda:
         "../../envs/genetics.yaml"
     params:
-        args=comparison_args,
-        methods=" ".join(METHODS),
-        out=lambda wildcards, output: output.table.removesuffix(".tsv"),
+        inputs=comparison_args,
+        out=subpath(output.table, strip_suffix=".tsv"),
+        options=command_options(
+            {
+                "--methods": METHODS,
+                "--probe": config["evaluate"]["compare_probes"] if LABELS else None,
+            }
+        ),
     shell:
-        "python -m contig compare --methods {params.methods} {params.args}"
-        " --out {params.out} > {log} 2>&1"
+        "python -m contig compare {params.options} {params.inputs} --out {params.out}"
+        " > {log} 2>&1"

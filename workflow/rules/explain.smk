@@ -12,7 +12,7 @@ rule explain:
             "results/scores/{modality}.npz", modality=config["pretrain"]["modalities"]
         ),
         bim="results/genotypes/cohort.bim",
-        truth=f"{config['simulate']['out']}/truth.tsv" if SIMULATED else [],
+        truth=f"{SIMULATION}/truth.tsv" if SIMULATED else [],
     output:
         **(
             {
@@ -61,32 +61,28 @@ rule explain:
         mem_mb=8000,
         runtime=120,
     params:
-        images=lambda wildcards, input: input.cache.removesuffix(".npy"),
-        checkpoints=lambda wildcards, input: " ".join(
-            f"--checkpoint {m}" for m in input.models
+        images=subpath(input.cache, strip_suffix=".npy"),
+        checkpoints=checkpoint_args,
+        modalities=modality_args,
+        truth=optional_input_arg("--truth", "truth"),
+        out=subpath(output.features, strip_suffix=".features.tsv"),
+        options=command_options(
+            {
+                "--window-kb": config["evaluate"]["window_kb"] if SIMULATED else None,
+                "--n-people": config["explain"]["n_people"],
+                "--n-reference": config["explain"]["n_reference"],
+                "--steps": config["explain"]["steps"],
+                "--noise-tunnel-samples": config["explain"]["noise_tunnel_samples"],
+                "--top-k": config["explain"]["top_k"],
+                "--saliency": (
+                    config["explain"]["saliency"]
+                    if config["report"]["individual_level"]
+                    else 0
+                ),
+                "--seed": config["pretrain"]["seed"],
+            }
         ),
-        modalities=lambda wildcards, input: " ".join(
-            f"--modality {Path(p).stem}={p}" for p in input.modalities
-        ),
-        truth=lambda wildcards, input: (
-            f"--truth {input.truth} --window-kb {config['evaluate']['window_kb']}"
-            if input.truth
-            else ""
-        ),
-        saliency=(
-            config["explain"]["saliency"]
-            if config["report"]["individual_level"]
-            else 0
-        ),
-        top_k=" ".join(str(k) for k in config["explain"]["top_k"]),
-        out=lambda wildcards, output: output.features.removesuffix(".features.tsv"),
-        settings=config["explain"],
-        seed=config["pretrain"]["seed"],
     shell:
         "python -m contig explain --images {params.images} {params.checkpoints}"
         " {params.modalities} --bim {input.bim} {params.truth} --out {params.out}"
-        " --n-people {params.settings[n_people]} --n-reference {params.settings[n_reference]}"
-        " --steps {params.settings[steps]}"
-        " --noise-tunnel-samples {params.settings[noise_tunnel_samples]}"
-        " --top-k {params.top_k} --saliency {params.saliency} --seed {params.seed}"
-        " --threads {threads} > {log} 2>&1"
+        " {params.options} --threads {threads} > {log} 2>&1"

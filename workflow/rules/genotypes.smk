@@ -4,7 +4,7 @@
 rule qc:
     input:
         genotypes=genotype_inputs(),
-        manifest=INPUTS["images"],
+        manifest=INPUTS["images"] if config["qc"]["keep_imaged_only"] else [],
     output:
         multiext("results/genotypes/cohort", ".bed", ".bim", ".fam"),
         table=report(
@@ -24,18 +24,21 @@ rule qc:
         mem_mb=4000,
         runtime=60,
     params:
-        bfile=genotype_arg(),
-        out=lambda wildcards, output: output.table.removesuffix(".qc.tsv"),
-        qc=config["qc"],
-        keep=(
-            lambda wildcards, input: (
-                f"--keep {input.manifest}" if config["qc"]["keep_imaged_only"] else ""
-            )
+        # the prefix or the per-chromosome {chrom} pattern of config inputs.genotypes
+        bfile=command_options({"--bfile": INPUTS["genotypes"]}),
+        out=subpath(output.table, strip_suffix=".qc.tsv"),
+        options=command_options(
+            {
+                "--mind": config["qc"]["mind"],
+                "--geno": config["qc"]["geno"],
+                "--maf": config["qc"]["maf"],
+                "--hwe": config["qc"]["hwe"],
+            }
         ),
+        keep=optional_input_arg("--keep", "manifest"),
     shell:
-        "python -m contig qc --bfile {params.bfile} --out {params.out} --mind {params.qc[mind]}"
-        " --geno {params.qc[geno]} --maf {params.qc[maf]} --hwe {params.qc[hwe]}"
-        " {params.keep} > {log} 2>&1"
+        "python -m contig qc {params.bfile} --out {params.out} {params.options} {params.keep}"
+        " > {log} 2>&1"
 
 
 rule pca:
@@ -56,14 +59,19 @@ rule pca:
         mem_mb=8000,
         runtime=120,
     params:
-        out=lambda wildcards, output: output.eigenvec.removesuffix(".eigenvec"),
-        bfile=lambda wildcards, input: input[0].removesuffix(".bed"),
-        pca=config["pca"],
-        window=indep_pairwise_arg(config["pca"]["indep_pairwise"]),
+        out=subpath(output.eigenvec, strip_suffix=".eigenvec"),
+        bfile=subpath(input[0], strip_suffix=".bed"),
+        options=command_options(
+            {
+                "--n-pcs": config["pca"]["n_pcs"],
+                "--maf": config["pca"]["maf"],
+                "--indep-pairwise": config["pca"]["indep_pairwise"],
+                "--seed": config["pca"]["seed"],
+            }
+        ),
     shell:
-        "python -m contig pca --bfile {params.bfile} --out {params.out}"
-        " --n-pcs {params.pca[n_pcs]} --maf {params.pca[maf]}"
-        " --indep-pairwise {params.window} --seed {params.pca[seed]} --no-plot > {log} 2>&1"
+        "python -m contig pca --bfile {params.bfile} --out {params.out} {params.options}"
+        " --no-plot > {log} 2>&1"
 
 
 rule pca_plot:
@@ -82,12 +90,12 @@ rule pca_plot:
     conda:
         "../../envs/genetics.yaml"
     params:
-        color=(
-            f"--color-by {config['pca']['color_by']}"
-            if config["pca"]["color_by"]
-            else ""
+        options=command_options(
+            {
+                "--color-by": config["pca"]["color_by"],
+                "--density": not config["report"]["individual_level"],
+            }
         ),
-        density="" if config["report"]["individual_level"] else "--density",
     shell:
         "python -m contig pca-plot --eigenvec {input.eigenvec} --eigenval {input.eigenval}"
-        " --out {output} {params.color} {params.density} > {log} 2>&1"
+        " --out {output} {params.options} > {log} 2>&1"

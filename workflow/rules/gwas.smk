@@ -1,6 +1,8 @@
 # GWAS of embedding-derived phenotypes: covariates, phenotypes, association (scattered over
-# chromosome groups, then gathered), clumping, plots. {analysis} is a method (contig, simclr,
-# random) or, for the replication across eyes, <method>_left / <method>_right.
+# chromosome groups, then gathered), the per-phenotype summary, clumping, plots. {analysis} is a
+# method (contig, simclr, random) or, for the replication across eyes, <method>_left /
+# <method>_right. One genome-wide threshold, gwas.threshold, serves the summary, the index
+# variants of clumping and the Manhattan line; changing it reruns only those three.
 
 
 rule covariates:
@@ -14,13 +16,16 @@ rule covariates:
     conda:
         "../../envs/genetics.yaml"
     params:
-        quantitative=" ".join(config["covariates"]["quantitative"]),
-        categorical=" ".join(config["covariates"]["categorical"]),
-        n_pcs=min(config["gwas"]["genetic_pcs"], config["pca"]["n_pcs"]),
+        options=command_options(
+            {
+                "--quantitative": config["covariates"]["quantitative"],
+                "--categorical": config["covariates"]["categorical"],
+                "--n-pcs": min(config["gwas"]["genetic_pcs"], config["pca"]["n_pcs"]),
+            }
+        ),
     shell:
         "python -m contig covariates --covariates {input.covariates}"
-        " --quantitative {params.quantitative} --categorical {params.categorical}"
-        " --eigenvec {input.eigenvec} --n-pcs {params.n_pcs} --out {output} > {log} 2>&1"
+        " --eigenvec {input.eigenvec} {params.options} --out {output} > {log} 2>&1"
 
 
 rule phenotypes:
@@ -29,6 +34,8 @@ rule phenotypes:
         covar="results/gwas/covariates.tsv",
     output:
         pheno="results/gwas/{analysis}/phenotypes.pheno.tsv",
+        # the covariates plus the embedded eye where eyes are mixed (contig phenotypes)
+        covar="results/gwas/{analysis}/phenotypes.covar.tsv",
         spectrum=report(
             "results/gwas/{analysis}/phenotypes.spectrum.png",
             caption="../report/spectrum.rst",
@@ -41,23 +48,28 @@ rule phenotypes:
     conda:
         "../../envs/genetics.yaml"
     params:
-        out=lambda wildcards, output: output.pheno.removesuffix(".pheno.tsv"),
-        which=(
-            f"--n-pcs {config['gwas']['n_pcs']}"
-            if config["gwas"]["phenotypes"] == "pcs"
-            else "--all-dims"
+        out=subpath(output.pheno, strip_suffix=".pheno.tsv"),
+        options=command_options(
+            {
+                "--n-pcs": (
+                    config["gwas"]["n_pcs"]
+                    if config["gwas"]["phenotypes"] == "pcs"
+                    else None
+                ),
+                "--all-dims": config["gwas"]["phenotypes"] == "dims",
+                "--no-rint": not config["gwas"]["rint"],
+            }
         ),
-        rint="" if config["gwas"]["rint"] else "--no-rint",
     shell:
         "python -m contig phenotypes --embeddings {input.embeddings} --covar {input.covar}"
-        " --out {params.out} {params.which} {params.rint} > {log} 2>&1"
+        " --out {params.out} {params.options} > {log} 2>&1"
 
 
 rule gwas_step1:
     input:
         genotypes=multiext("results/genotypes/cohort", ".bed", ".bim", ".fam"),
         pheno="results/gwas/{analysis}/phenotypes.pheno.tsv",
-        covar="results/gwas/covariates.tsv",
+        covar="results/gwas/{analysis}/phenotypes.covar.tsv",
     output:
         "results/gwas/{analysis}/step1.loco.tsv.gz",
     log:
@@ -71,8 +83,8 @@ rule gwas_step1:
         mem_mb=8000,
         runtime=240,
     params:
-        bfile=lambda wildcards, input: input.genotypes[0].removesuffix(".bed"),
-        out=lambda wildcards, output: output[0].removesuffix(".loco.tsv.gz"),
+        bfile=subpath(input[0], strip_suffix=".bed"),
+        out=subpath(output[0], strip_suffix=".loco.tsv.gz"),
     shell:
         "python -m contig gwas-step1 --bfile {params.bfile} --pheno {input.pheno}"
         " --covar {input.covar} --out {params.out} > {log} 2>&1"
@@ -82,7 +94,7 @@ rule gwas:
     input:
         genotypes=multiext("results/genotypes/cohort", ".bed", ".bim", ".fam"),
         pheno="results/gwas/{analysis}/phenotypes.pheno.tsv",
-        covar="results/gwas/covariates.tsv",
+        covar="results/gwas/{analysis}/phenotypes.covar.tsv",
         loco=loco_input,
     output:
         "results/gwas/{analysis}/parts/{part}.parquet",
@@ -99,16 +111,20 @@ rule gwas:
         mem_mb=8000,
         runtime=240,
     params:
-        bfile=lambda wildcards, input: input.genotypes[0].removesuffix(".bed"),
-        chroms=lambda wildcards: " ".join(GWAS_PARTS[wildcards.part]),
-        loco=lambda wildcards, input: f"--loco {input.loco}" if input.loco else "",
-        settings=config["gwas"],
+        bfile=subpath(input[0], strip_suffix=".bed"),
+        chroms=gwas_part_chromosomes,
+        loco=optional_input_arg("--loco", "loco"),
+        options=command_options(
+            {
+                "--maf": config["gwas"]["maf"],
+                "--dtype": config["gwas"]["dtype"],
+                "--chunk-size": config["gwas"]["chunk_size"],
+            }
+        ),
     shell:
         "python -m contig gwas --bfile {params.bfile} --pheno {input.pheno}"
         " --covar {input.covar} --chrom {params.chroms} --part-out {output}"
-        " --maf {params.settings[maf]} --dtype {params.settings[dtype]}"
-        " --chunk-size {params.settings[chunk_size]} --threads {threads} {params.loco}"
-        " > {log} 2>&1"
+        " {params.options} --threads {threads} {params.loco} > {log} 2>&1"
 
 
 rule gwas_gather:
@@ -118,13 +134,6 @@ rule gwas_gather:
         sumstats=directory("results/gwas/{analysis}/sumstats"),
         combined="results/gwas/{analysis}/assoc.combined.parquet",
         combined_tsv="results/gwas/{analysis}/assoc.combined.tsv.gz",
-        summary=report(
-            "results/gwas/{analysis}/assoc.summary.tsv",
-            caption="../report/gwas_summary.rst",
-            category="6. GWAS",
-            subcategory="{analysis}",
-            labels={"analysis": "{analysis}", "table": "per-phenotype summary"},
-        ),
     log:
         "logs/gwas/{analysis}/gather.log",
     benchmark:
@@ -136,12 +145,35 @@ rule gwas_gather:
         mem_mb=8000,
         runtime=60,
     params:
-        out=lambda wildcards, output: output.combined.removesuffix(".combined.parquet"),
-        formats=" ".join(config["gwas"]["formats"]),
+        out=subpath(output.combined, strip_suffix=".combined.parquet"),
+        options=command_options({"--formats": config["gwas"]["formats"]}),
     shell:
         "python -m contig gwas-gather --parts {input.parts} --out {params.out}"
-        " --per-pheno-dir {output.sumstats} --formats {params.formats} --threads {threads}"
+        " --per-pheno-dir {output.sumstats} {params.options} --threads {threads}"
         " > {log} 2>&1"
+
+
+rule gwas_summary:
+    input:
+        sumstats="results/gwas/{analysis}/sumstats",
+        combined="results/gwas/{analysis}/assoc.combined.parquet",
+    output:
+        report(
+            "results/gwas/{analysis}/assoc.summary.tsv",
+            caption="../report/gwas_summary.rst",
+            category="6. GWAS",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "table": "per-phenotype summary"},
+        ),
+    log:
+        "logs/gwas/{analysis}/summary.log",
+    conda:
+        "../../envs/genetics.yaml"
+    params:
+        options=command_options({"--threshold": config["gwas"]["threshold"]}),
+    shell:
+        "python -m contig gwas-summary --sumstats-dir {input.sumstats}"
+        " --combined {input.combined} {params.options} --out {output} > {log} 2>&1"
 
 
 rule clump:
@@ -150,34 +182,32 @@ rule clump:
         sumstats="results/gwas/{analysis}/assoc.combined.parquet",
         pheno="results/gwas/{analysis}/phenotypes.pheno.tsv",
     output:
-        clumps="results/gwas/{analysis}/loci.clumps.tsv",
         loci=report(
-            "results/gwas/{analysis}/loci.loci.tsv",
+            "results/gwas/{analysis}/loci.tsv",
             caption="../report/loci.rst",
             category="6. GWAS",
             subcategory="{analysis}",
             labels={"analysis": "{analysis}", "table": "lead loci"},
         ),
-        summary="results/gwas/{analysis}/loci.clump_summary.tsv",
+        clumps="results/gwas/{analysis}/loci.clumps.tsv",
+        summary="results/gwas/{analysis}/loci.summary.tsv",
     log:
         "logs/gwas/{analysis}/clump.log",
     conda:
         "../../envs/genetics.yaml"
     params:
-        bfile=lambda wildcards, input: input.genotypes[0].removesuffix(".bed"),
-        out=lambda wildcards, output: output.clumps.removesuffix(".clumps.tsv"),
-        settings=config["clump"],
+        bfile=subpath(input[0], strip_suffix=".bed"),
+        prefix=subpath(output.loci, strip_suffix=".tsv"),
+        options=clump_options("LOG10P"),
     shell:
         "python -m contig clump --sumstats {input.sumstats} --bfile {params.bfile}"
-        " --keep {input.pheno} --out {params.out} --p1 {params.settings[p1]}"
-        " --p2 {params.settings[p2]} --r2 {params.settings[r2]} --kb {params.settings[kb]}"
-        " > {log} 2>&1"
+        " --keep {input.pheno} --out {params.prefix} {params.options} > {log} 2>&1"
 
 
 rule gwas_plots:
     input:
         sumstats="results/gwas/{analysis}/assoc.combined.parquet",
-        loci="results/gwas/{analysis}/loci.loci.tsv",
+        loci="results/gwas/{analysis}/loci.tsv",
     output:
         manhattan=report(
             "results/gwas/{analysis}/combined.manhattan.png",
@@ -198,8 +228,61 @@ rule gwas_plots:
     conda:
         "../../envs/genetics.yaml"
     params:
-        out=lambda wildcards, output: output.manhattan.removesuffix(".manhattan.png"),
+        out=subpath(output.manhattan, strip_suffix=".manhattan.png"),
+        options=command_options(
+            {"--threshold": config["gwas"]["threshold"], "--p-column": "LOG10P"}
+        ),
+        test="min p x k over phenotypes",
     shell:
         "python -m contig gwas-plots --sumstats {input.sumstats} --loci {input.loci}"
-        " --out {params.out} --title '{wildcards.analysis}: min p x k over phenotypes'"
-        " > {log} 2>&1"
+        " --out {params.out} {params.options}"
+        " --title '{wildcards.analysis}: {params.test}' > {log} 2>&1"
+
+
+# The joint test of all phenotypes (an exact multivariate F test per variant, column
+# LOG10P_JOINT of the combined table): its loci and figures, next to min p x k's.
+
+
+use rule clump as clump_joint with:
+    output:
+        loci=report(
+            "results/gwas/{analysis}/loci.joint.tsv",
+            caption="../report/loci_joint.rst",
+            category="6. GWAS",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "table": "lead loci, joint test"},
+        ),
+        clumps="results/gwas/{analysis}/loci.joint.clumps.tsv",
+        summary="results/gwas/{analysis}/loci.joint.summary.tsv",
+    log:
+        "logs/gwas/{analysis}/clump_joint.log",
+    params:
+        options=clump_options("LOG10P_JOINT"),
+
+
+use rule gwas_plots as gwas_plots_joint with:
+    input:
+        sumstats="results/gwas/{analysis}/assoc.combined.parquet",
+        loci="results/gwas/{analysis}/loci.joint.tsv",
+    output:
+        manhattan=report(
+            "results/gwas/{analysis}/joint.manhattan.png",
+            caption="../report/manhattan_joint.rst",
+            category="6. GWAS",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "figure": "Manhattan, joint test"},
+        ),
+        qq=report(
+            "results/gwas/{analysis}/joint.qq.png",
+            caption="../report/qq_joint.rst",
+            category="6. GWAS",
+            subcategory="{analysis}",
+            labels={"analysis": "{analysis}", "figure": "QQ, joint test"},
+        ),
+    log:
+        "logs/gwas/{analysis}/plots_joint.log",
+    params:
+        options=command_options(
+            {"--threshold": config["gwas"]["threshold"], "--p-column": "LOG10P_JOINT"}
+        ),
+        test="joint F test of all phenotypes",

@@ -6,19 +6,14 @@ rule images:
         manifest=INPUTS["images"],
         fam="results/genotypes/cohort.fam",
     output:
-        multiext(
-            f"results/images/cache_{config['images']['size']}",
-            ".npy",
-            ".index.tsv",
-            ".excluded.tsv",
-        ),
+        multiext(IMAGE_CACHE, ".npy", ".index.tsv", ".excluded.tsv"),
         qc=report(
-            f"results/images/cache_{config['images']['size']}.qc.tsv",
+            f"{IMAGE_CACHE}.qc.tsv",
             caption="../report/images_qc.rst",
             category="3. Images",
             labels={"table": "Image QC"},
         ),
-        preview=f"results/images/cache_{config['images']['size']}.preview.png",
+        preview=f"{IMAGE_CACHE}.preview.png",
     log:
         "logs/images/images.log",
     benchmark:
@@ -30,22 +25,16 @@ rule images:
         mem_mb=4000,
         runtime=120,
     params:
-        out=lambda wildcards, output: output.qc.removesuffix(".qc.tsv"),
-        settings=config["images"],
-        flags=" ".join(
-            flag
-            for flag, on in (
-                ("--allow-outside-root", config["images"]["allow_outside_root"]),
-                (
-                    "--convert " + " ".join(config["images"]["convert"]),
-                    bool(config["images"]["convert"]),
-                ),
-            )
-            if on
+        out=subpath(output.qc, strip_suffix=".qc.tsv"),
+        options=command_options(
+            {
+                "--size": config["images"]["size"],
+                "--on-error": config["images"]["on_error"],
+                "--brightness-z": config["images"]["brightness_z"],
+                "--convert": config["images"]["convert"],
+                "--allow-outside-root": config["images"]["allow_outside_root"],
+            }
         ),
     shell:
         "python -m contig images --manifest {input.manifest} --keep {input.fam}"
-        " --out {params.out} --size {params.settings[size]}"
-        " --on-error {params.settings[on_error]}"
-        " --brightness-z {params.settings[brightness_z]} --workers {threads}"
-        " {params.flags} > {log} 2>&1"
+        " --out {params.out} {params.options} --workers {threads} > {log} 2>&1"

@@ -33,51 +33,49 @@ rule train:
         "logs/pretrain/{method}/{fold}.log",
     benchmark:
         "benchmarks/pretrain/{method}/{fold}.tsv"
-    wildcard_constraints:
-        method="contig|simclr|random",
-        fold=r"fold\d+|holdout",
     conda:
         "../../envs/torch.yaml"
     threads: 2
     resources:
         **GPU_RESOURCES,
+        # data loader processes: they do not change the model, so not a rerun trigger
+        workers=config["pretrain"]["workers"],
         mem_mb=16000,
         runtime=24 * 60,
     params:
-        images=lambda wildcards, input: input.cache.removesuffix(".npy"),
-        out=lambda wildcards, output: Path(output.model).parent,
-        modalities=lambda wildcards, input: " ".join(
-            f"--modality {Path(p).stem}={p}" for p in input.modalities
-        ),
+        images=subpath(input.cache, strip_suffix=".npy"),
+        out=subpath(output.model, parent=True),
+        modalities=modality_args,
         split=split_arg,
-        settings=config["pretrain"],
-        size=config["images"]["size"],
-        flags=" ".join(
-            flag
-            for flag, on in (
-                (
-                    "--learnable-temperature",
-                    config["pretrain"]["learnable_temperature"],
-                ),
-                (
-                    f"--weights {config['pretrain']['weights']}",
-                    config["pretrain"]["weights"],
-                ),
-            )
-            if on
+        options=command_options(
+            {
+                "--val-fraction": config["pretrain"]["val_fraction"],
+                "--modalities-join": config["pretrain"]["join"],
+                "--arch": config["pretrain"]["arch"],
+                "--weights": config["pretrain"]["weights"],
+                "--image-size": config["images"]["size"],
+                "--epochs": config["pretrain"]["epochs"],
+                "--batch-size": config["pretrain"]["batch_size"],
+                "--accumulate": config["pretrain"]["accumulate"],
+                "--lr": config["pretrain"]["lr"],
+                "--weight-decay": config["pretrain"]["weight_decay"],
+                "--warmup-epochs": config["pretrain"]["warmup_epochs"],
+                "--temperature": config["pretrain"]["temperature"],
+                "--learnable-temperature": config["pretrain"]["learnable_temperature"],
+                "--alpha": config["pretrain"]["alpha"],
+                "--hidden-layers": config["pretrain"]["hidden_layers"],
+                "--genetic-hidden": config["pretrain"]["genetic_hidden"],
+                "--proj-hidden": config["pretrain"]["proj_hidden"],
+                "--proj-dim": config["pretrain"]["proj_dim"],
+                "--input-dropout": config["pretrain"]["input_dropout"],
+                "--genetic-dropout": config["pretrain"]["genetic_dropout"],
+                "--genetic-weight-decay": config["pretrain"]["genetic_weight_decay"],
+                "--image-heads": config["pretrain"]["image_heads"],
+                "--select-epoch": config["pretrain"]["select_epoch"],
+                "--seed": config["pretrain"]["seed"],
+            }
         ),
     shell:
         "python -m contig train --images {params.images} {params.modalities}"
-        " --method {wildcards.method} --out {params.out} {params.split}"
-        " --val-fraction {params.settings[val_fraction]}"
-        " --modalities-join {params.settings[join]} --arch {params.settings[arch]}"
-        " --image-size {params.size} --epochs {params.settings[epochs]}"
-        " --batch-size {params.settings[batch_size]} --accumulate {params.settings[accumulate]}"
-        " --lr {params.settings[lr]} --weight-decay {params.settings[weight_decay]}"
-        " --warmup-epochs {params.settings[warmup_epochs]}"
-        " --temperature {params.settings[temperature]} --alpha {params.settings[alpha]}"
-        " --hidden-layers {params.settings[hidden_layers]}"
-        " --genetic-hidden {params.settings[genetic_hidden]}"
-        " --proj-hidden {params.settings[proj_hidden]} --proj-dim {params.settings[proj_dim]}"
-        " --workers {params.settings[workers]} --threads {threads} --seed {params.settings[seed]}"
-        " --progress off {params.flags} > {log} 2>&1"
+        " --method {wildcards.method} --out {params.out} {params.split} {params.options}"
+        " --workers {resources.workers} --threads {threads} --progress off > {log} 2>&1"

@@ -18,17 +18,26 @@ rule snps:
         mem_mb=8000,
         runtime=60,
     params:
-        bfile=lambda wildcards, input: input[0].removesuffix(".bed"),
-        out=lambda wildcards, output: output.matrix.removesuffix(".npz"),
-        maf=config["snps"]["maf"],
-        selection=(
-            f"--every-kth {config['snps']['every_kth']}"
-            if config["snps"]["selection"] == "every_kth"
-            else f"--indep-pairwise {indep_pairwise_arg(config['snps']['indep_pairwise'])}"
+        bfile=subpath(input[0], strip_suffix=".bed"),
+        out=subpath(output.matrix, strip_suffix=".npz"),
+        options=command_options(
+            {
+                "--maf": config["snps"]["maf"],
+                "--every-kth": (
+                    config["snps"]["every_kth"]
+                    if config["snps"]["selection"] == "every_kth"
+                    else None
+                ),
+                "--indep-pairwise": (
+                    config["snps"]["indep_pairwise"]
+                    if config["snps"]["selection"] == "ld_prune"
+                    else None
+                ),
+            }
         ),
     shell:
-        "python -m contig snps --bfile {params.bfile} --out {params.out}"
-        " --maf {params.maf} {params.selection} > {log} 2>&1"
+        "python -m contig snps --bfile {params.bfile} --out {params.out} {params.options}"
+        " > {log} 2>&1"
 
 
 rule prs:
@@ -56,26 +65,19 @@ rule prs:
         mem_mb=4000,
         runtime=60,
     params:
-        scores=lambda wildcards, input: " ".join(input.scores),
-        bfile=lambda wildcards, input: input.genotypes[0].removesuffix(".bed"),
-        out=lambda wildcards, output: output.matrix.removesuffix(".npz"),
-        settings=config["prs"],
-        flags=" ".join(
-            flag
-            for flag, on in (
-                ("--keep-ambiguous", config["prs"]["keep_ambiguous"]),
-                ("--no-mean-imputation", not config["prs"]["mean_imputation"]),
-                (
-                    f"--genome-build {config['prs']['genome_build']}",
-                    config["prs"]["genome_build"],
-                ),
-            )
-            if on
+        bfile=subpath(input[0], strip_suffix=".bed"),
+        out=subpath(output.matrix, strip_suffix=".npz"),
+        options=command_options(
+            {
+                "--min-overlap": config["prs"]["min_overlap"],
+                "--keep-ambiguous": config["prs"]["keep_ambiguous"],
+                "--no-mean-imputation": not config["prs"]["mean_imputation"],
+                "--genome-build": config["prs"]["genome_build"],
+            }
         ),
     shell:
-        "python -m contig prs --bfile {params.bfile} --scores {params.scores}"
-        " --out {params.out} --min-overlap {params.settings[min_overlap]}"
-        " {params.flags} > {log} 2>&1"
+        "python -m contig prs --bfile {params.bfile} --scores {input.scores}"
+        " --out {params.out} {params.options} > {log} 2>&1"
 
 
 rule burden:
@@ -101,11 +103,15 @@ rule burden:
         mem_mb=4000,
         runtime=60,
     params:
-        bfile=lambda wildcards, input: input.genotypes[0].removesuffix(".bed"),
-        out=lambda wildcards, output: output.matrix.removesuffix(".npz"),
-        settings=config["burden"],
+        bfile=subpath(input[0], strip_suffix=".bed"),
+        out=subpath(output.matrix, strip_suffix=".npz"),
+        options=command_options(
+            {
+                "--max-maf": config["burden"]["max_maf"],
+                "--mode": config["burden"]["mode"],
+                "--min-carriers": config["burden"]["min_carriers"],
+            }
+        ),
     shell:
         "python -m contig burden --bfile {params.bfile} --genes {input.genes}"
-        " --out {params.out} --max-maf {params.settings[max_maf]}"
-        " --mode {params.settings[mode]} --min-carriers {params.settings[min_carriers]}"
-        " > {log} 2>&1"
+        " --out {params.out} {params.options} > {log} 2>&1"

@@ -3,17 +3,17 @@
 
 rule simulate:
     output:
-        bed=f"{config['simulate']['out']}/genotypes.bed",
-        bim=f"{config['simulate']['out']}/genotypes.bim",
-        fam=f"{config['simulate']['out']}/genotypes.fam",
-        images=f"{config['simulate']['out']}/images.tsv",
-        covariates=f"{config['simulate']['out']}/covariates.tsv",
+        bed=f"{SIMULATION}/genotypes.bed",
+        bim=f"{SIMULATION}/genotypes.bim",
+        fam=f"{SIMULATION}/genotypes.fam",
+        images=f"{SIMULATION}/images.tsv",
+        covariates=f"{SIMULATION}/covariates.tsv",
         pgs=SIMULATED_PGS,
-        genes=f"{config['simulate']['out']}/genes.tsv",
-        labels=f"{config['simulate']['out']}/labels.tsv",
-        truth=f"{config['simulate']['out']}/truth.tsv",
-        traits=f"{config['simulate']['out']}/traits.tsv",
-        simulation=f"{config['simulate']['out']}/simulation.json",
+        genes=f"{SIMULATION}/genes.tsv",
+        labels=f"{SIMULATION}/labels.tsv",
+        truth=f"{SIMULATION}/truth.tsv",
+        traits=f"{SIMULATION}/traits.tsv",
+        simulation=f"{SIMULATION}/simulation.json",
     log:
         "logs/simulate/simulate.log",
     benchmark:
@@ -25,11 +25,18 @@ rule simulate:
         mem_mb=4000,
         runtime=30,
     params:
-        out=lambda wildcards, output: Path(output.bed).parent,
-        settings=config["simulate"],
+        out=subpath(output.bed, parent=True),
+        options=command_options(
+            {
+                "--n-samples": config["simulate"]["n_samples"],
+                "--n-snps": config["simulate"]["n_snps"],
+                "--n-chromosomes": config["simulate"]["n_chromosomes"],
+                "--image-size": config["simulate"]["image_size"],
+                "--h2": config["simulate"]["h2"],
+                "--fst": config["simulate"]["fst"],
+                "--missing-rate": config["simulate"]["missing_rate"],
+                "--seed": config["simulate"]["seed"],
+            }
+        ),
     shell:
-        "python -m contig simulate --out {params.out} --n-samples {params.settings[n_samples]}"
-        " --n-snps {params.settings[n_snps]} --n-chromosomes {params.settings[n_chromosomes]}"
-        " --image-size {params.settings[image_size]} --h2 {params.settings[h2]}"
-        " --fst {params.settings[fst]} --missing-rate {params.settings[missing_rate]}"
-        " --seed {params.settings[seed]} > {log} 2>&1"
+        "python -m contig simulate --out {params.out} {params.options} > {log} 2>&1"

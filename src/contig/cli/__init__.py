@@ -13,7 +13,7 @@ import logging
 import sys
 
 from contig import __version__
-from contig.errors import InputError
+from contig.core.errors import InputError
 
 # command name -> (module under contig.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "qc": ("qc", "genotype QC with plink2's --mind/--geno/--maf/--hwe meaning and order"),
     "pca": ("pca", "LD pruning and principal components of the genotypes"),
     "pca-plot": ("pca_plot", "the PC1-PC2 figure (scatter, or aggregate-only density)"),
+    "prune": ("prune", "LD pruning: OUT.prune.in/.prune.out as plink2 --indep-pairwise writes them"),
     "snps": ("snps", "the raw-SNP modality: selected, standardized, mean-imputed SNP matrix"),
     "prs": ("prs", "polygenic scores from PGS Catalog scoring files (plink2 --score semantics)"),
     "burden": ("burden", "rare-variant gene burden scores"),
@@ -29,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gwas-step1": ("gwas_step1", "regenie-style whole-genome ridge regression: LOCO predictions"),
     "gwas": ("gwas", "exact OLS association of every phenotype with every variant"),
     "gwas-gather": ("gwas_gather", "join per-chromosome GWAS parts into summary statistics"),
+    "gwas-summary": ("gwas_summary", "per-phenotype summary of a GWAS at a threshold: tested, significant, λGC"),
     "clump": ("clump", "LD clumping of summary statistics into loci (plink --clump meaning)"),
     "gwas-plots": ("plots", "Manhattan and QQ plots of summary statistics"),
     "truth": ("truth", "check loci against the simulator's planted effects; λGC on null chromosomes"),
@@ -36,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "one table comparing the methods: loci, truth, replication, probes, retrieval"),
     "train": ("train", "contrastive pretraining of the image encoder (contig, simclr, random)"),
     "embed": ("embed", "image embeddings of held-out people (gathers cross-fitting folds)"),
-    "evaluate": ("evaluate", "downstream probes on frozen embeddings: AUROC / quadratic kappa vs label fraction"),
+    "probes": ("probes", "downstream probes on frozen embeddings: AUROC / quadratic kappa vs label fraction, with intervals"),
     "explain": ("explain", "integrated gradients of the contrastive loss over the genetic features"),
     "images": ("images", "validate the image manifest, crop the fundus field, resize, write a uint8 cache"),
 }

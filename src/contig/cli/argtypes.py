@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from contig.errors import InputError
+from contig.core.errors import InputError
 
 
 def _int_at_least(text: str, low: int, complaint: str) -> int:
@@ -28,9 +28,22 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0, "is negative")
 
 
-def float_in(low: float, high: float, include_low: bool = True):
-    """argparse type: a number in [low, high] (or (low, high] with ``include_low=False``)."""
-    interval = f"{'[' if include_low else '('}{low:g}, {high:g}]"
+def int_at_least(low: int):
+    """argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        return _int_at_least(text, low, f"is less than {low}")
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def float_in(low: float, high: float, include_low: bool = True, include_high: bool = True):
+    """argparse type: a number in [low, high]; ``include_low``/``include_high`` False open that end.
+
+    NaN is refused; ``high`` may be ``math.inf``.
+    """
+    interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
 
     def parse(text: str) -> float:
         try:
@@ -38,7 +51,8 @@ def float_in(low: float, high: float, include_low: bool = True):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         above_low = value >= low if include_low else value > low
-        if not (above_low and value <= high):
+        below_high = value <= high if include_high else value < high
+        if not (above_low and below_high):
             raise argparse.ArgumentTypeError(f"{value:g} is not in {interval}")
         return value
 
@@ -47,8 +61,8 @@ def float_in(low: float, high: float, include_low: bool = True):
 
 
 def prune_window(values: Sequence[str] | None):
-    """``--indep-pairwise WINDOW STEP R2`` as a :class:`contig.ld.PruneWindow` (None if not given)."""
-    from contig.ld import PruneWindow
+    """``--indep-pairwise WINDOW STEP R2`` as a :class:`contig.genotypes.ld.PruneWindow` (None if not given)."""
+    from contig.genotypes.ld import PruneWindow
 
     if values is None:
         return None

@@ -6,11 +6,9 @@ import argparse
 import logging
 
 from contig.cli.argtypes import float_in, positive_int
-from contig.burden import MODES, gene_burden, write_burden_outputs
+from contig.scores.burden import DEFAULTS, MODES, gene_burden, write_burden_outputs
 
-log = logging.getLogger("contig.burden")
-
-
+log = logging.getLogger("contig.scores.burden")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,13 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gene regions: TSV with header 'chrom start end gene' (1-based, inclusive) "
                              "or a .bed/.bed.gz file (no header, 0-based half-open)")
     parser.add_argument("--out", required=True, help="output prefix: OUT.npz and OUT.genes.tsv")
-    parser.add_argument("--max-maf", type=float_in(0.0, 0.5, include_low=False), default=0.01,
-                        help="rare = 0 < sample MAF <= this (default 0.01)")
-    parser.add_argument("--mode", choices=MODES, default="carrier",
-                        help="carrier flag, minor-allele count, or Madsen-Browning weighted count")
-    parser.add_argument("--min-carriers", type=positive_int, default=1,
-                        help="drop genes with fewer carriers than this (default 1)")
-    parser.add_argument("--chunk-size", type=positive_int, default=4096, help="variants per chunk")
+    parser.add_argument("--max-maf", type=float_in(0.0, 0.5, include_low=False), default=DEFAULTS.max_maf,
+                        help=f"rare = 0 < sample MAF <= this (default {DEFAULTS.max_maf:g})")
+    parser.add_argument("--mode", choices=MODES, default=DEFAULTS.mode,
+                        help="carrier flag, minor-allele count, or Madsen-Browning weighted count "
+                             f"(default {DEFAULTS.mode})")
+    parser.add_argument("--min-carriers", type=positive_int, default=DEFAULTS.min_carriers,
+                        help=f"drop genes with fewer carriers than this (default {DEFAULTS.min_carriers})")
+    parser.add_argument("--chunk-size", type=positive_int, default=DEFAULTS.chunk_size,
+                        help=f"variants per chunk (default {DEFAULTS.chunk_size})")
 
 
 def run(args: argparse.Namespace) -> int:

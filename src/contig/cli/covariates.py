@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.phenotypes import build_covariates
-from contig.tables import write_tsv
+from contig.cli.argtypes import positive_int
+from contig.gwas.phenotypes import build_covariates
+from contig.core.tables import write_tsv
 
 log = logging.getLogger("contig.covariates")
 
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="columns one-hot coded (first level in sorted order dropped)")
     parser.add_argument("--eigenvec", default=None,
                         help="plink2-layout .eigenvec (#FID IID PC1 ...) to add as covariates")
-    parser.add_argument("--n-pcs", type=int, default=None, help="use only the first N PCs")
+    parser.add_argument("--n-pcs", type=positive_int, default=None, help="use only the first N PCs")
     parser.add_argument("--out", required=True, help="output TSV: IID + numeric columns")
 
 

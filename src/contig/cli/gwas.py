@@ -1,18 +1,23 @@
-"""``contig gwas``: exact OLS association of every phenotype with every variant (GWAS step 2)."""
+"""``contig gwas``: exact OLS association of every phenotype with every variant (GWAS step 2),
+and the joint test of each variant against all phenotypes."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from contig.cli.argtypes import non_negative_int, positive_int
+import numpy as np
 
-from contig.gwas import PER_PHENO_FORMATS, GwasResult, run_gwas, summary_table, write_gwas_outputs, write_gwas_part
+from contig.cli.argtypes import float_in, non_negative_int, positive_int
+from contig.gwas.association import DTYPES, SCAN_DEFAULTS, GwasResult, run_gwas
+from contig.gwas.stats import lambda_gc
+from contig.gwas.sumstats import PER_PHENO_FORMATS, write_gwas_outputs, write_gwas_part
 
-log = logging.getLogger("contig.gwas")
+log = logging.getLogger("contig.gwas.association")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = SCAN_DEFAULTS
     parser.add_argument("--bfile", required=True,
                         help="PLINK 1 prefix, or a pattern with {chrom} for per-chromosome filesets")
     parser.add_argument("--pheno", required=True,
@@ -21,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--covar", required=True, help="TSV: IID + numeric covariate columns")
     outputs = parser.add_mutually_exclusive_group(required=True)
     outputs.add_argument("--out",
-                         help="output prefix: OUT.<pheno>.tsv.gz/.parquet, OUT.combined.parquet/.tsv.gz, "
-                              "OUT.summary.tsv")
+                         help="output prefix: OUT.<pheno>.tsv.gz/.parquet, OUT.combined.parquet/.tsv.gz "
+                              "(the per-phenotype summary is `contig gwas-summary`'s)")
     outputs.add_argument("--part-out", metavar="PART_PARQUET",
                          help="scatter mode: write one part (usually with --chrom) for "
                               "`contig gwas-gather`; a part with no variant left is allowed")
@@ -32,30 +37,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--formats", nargs="+", choices=PER_PHENO_FORMATS, default=list(PER_PHENO_FORMATS),
                         help="per-phenotype file formats (default: parquet tsv.gz); the combined "
                              "table is written as both")
-    parser.add_argument("--threads", type=positive_int, default=2,
+    parser.add_argument("--threads", type=positive_int, default=defaults.threads,
                         help="scan workers (each decodes, multiplies with single-threaded BLAS and "
-                             "computes p-values for its own chunks) and output writers (default 2)")
+                             f"computes p-values for its own chunks) and output writers (default "
+                             f"{defaults.threads})")
     parser.add_argument("--pheno-cols", nargs="+", default=None, metavar="COL",
                         help="test only these phenotype columns (default: all)")
     parser.add_argument("--covar-cols", nargs="+", default=None, metavar="COL",
                         help="use only these covariate columns (default: all)")
-    parser.add_argument("--chunk-size", type=non_negative_int, default=0,
+    parser.add_argument("--chunk-size", type=non_negative_int, default=defaults.chunk_size,
                         help="variants per chunk and worker; 0 (default) = sized so that a worker's "
                              "float buffer is ~2.5 MiB, at least 64 variants")
-    parser.add_argument("--device", default="cpu",
+    parser.add_argument("--device", default=defaults.device,
                         help="cpu (NumPy), cpu-torch (torch on the CPU) or cuda[:N] (torch on a GPU)")
-    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+    parser.add_argument("--dtype", choices=DTYPES, default=defaults.dtype,
                         help="precision of the genotype products (float32: ~2x faster, ~1e-6 relative)")
     parser.add_argument("--loco", default=None, metavar="PRED",
                         help="OUT.loco.tsv.gz of `contig gwas-step1`: subtract each chromosome's "
                              "leave-one-chromosome-out prediction before testing its variants")
-    parser.add_argument("--maf", type=float, default=0.0,
-                        help="skip variants with minor allele frequency below this among the people used")
+    parser.add_argument("--maf", type=float_in(0.0, 0.5), default=defaults.maf,
+                        help="skip variants with minor allele frequency below this among the people "
+                             f"used (default {defaults.maf:g})")
     parser.add_argument("--chrom", nargs="+", default=None, help="test only these chromosomes")
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_gwas(args.bfile, args.pheno, args.covar, loco=args.loco, chunk_size=args.chunk_size or None,
+    result = run_gwas(args.bfile, args.pheno, args.covar, loco=args.loco, chunk_size=args.chunk_size,
                       device=args.device, dtype=args.dtype, maf=args.maf, chroms=args.chrom,
                       pheno_cols=args.pheno_cols, covar_cols=args.covar_cols, threads=args.threads,
                       allow_empty=args.part_out is not None)
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                  len(result.pheno_names))
         return 0
     paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads, args.formats)
-    log_summary(result)
+    log_inflation(result)
     log.info("wrote %d files with prefix %s", len(paths), args.out)
     return 0
 
@@ -91,7 +98,12 @@ def log_counts(result: GwasResult, maf: float) -> None:
              len(result.pheno_names), result.df)
 
 
-def log_summary(result: GwasResult) -> None:
-    for row in summary_table(result).iter_rows(named=True):
-        log.info("%s: %d tested, %d at p < 5e-8, lambda_GC %s", row["PHENO"], row["N_TESTED"],
-                 row["N_SIG_5E8"], "NA" if row["LAMBDA_GC"] is None else f"{row['LAMBDA_GC']:.3f}")
+def log_inflation(result: GwasResult) -> None:
+    """Variants tested and λGC per phenotype and for the joint test (significance counts at the
+    configured threshold are `contig gwas-summary`'s)."""
+    for j, name in enumerate(result.pheno_names):
+        log.info("%s: %d tested, lambda_GC %.3f", name, int(np.isfinite(result.log10p[:, j]).sum()),
+                 lambda_gc(result.log10p[:, j]))
+    log.info("joint test of %d phenotypes (F on %d and %d df): %d tested, lambda_GC %.3f",
+             len(result.pheno_names), len(result.pheno_names), result.df_joint,
+             int(np.isfinite(result.log10p_joint).sum()), lambda_gc(result.log10p_joint))

@@ -5,20 +5,25 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.ridge import run_step1, write_loco
+from contig.cli.argtypes import int_at_least, non_negative_int, positive_int
+from contig.gwas.step1 import STEP1_DEFAULTS, run_step1, write_loco
 
-log = logging.getLogger("contig.ridge")
+log = logging.getLogger("contig.gwas.step1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = STEP1_DEFAULTS
     parser.add_argument("--bfile", required=True,
                         help="PLINK 1 prefix, or a pattern with {chrom} for per-chromosome filesets")
     parser.add_argument("--pheno", required=True, help="TSV: IID + numeric phenotype columns")
     parser.add_argument("--covar", required=True, help="TSV: IID + numeric covariate columns")
     parser.add_argument("--out", required=True, help="output prefix: OUT.loco.tsv.gz, OUT.step1.tsv")
-    parser.add_argument("--block-size", type=int, default=500, help="variants per level-0 block (default 500)")
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the fold assignment")
+    parser.add_argument("--block-size", type=positive_int, default=defaults.block_size,
+                        help=f"variants per level-0 block (default {defaults.block_size})")
+    parser.add_argument("--folds", type=int_at_least(2), default=defaults.n_folds,
+                        help=f"cross-validation folds (default {defaults.n_folds})")
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed,
+                        help=f"seed of the fold assignment (default {defaults.seed})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 
-from contig.cli.argtypes import positive_int
-from contig.images import CONVERSIONS, build_image_cache
+from contig.cli.argtypes import float_in, int_at_least, positive_int
+from contig.images.cache import CONVERSIONS, DEFAULTS, MIN_SIZE, build_image_cache
+from contig.images.manifest import ON_ERROR
 
-log = logging.getLogger("contig.images")
-
+log = logging.getLogger("contig.images.cache")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,24 +20,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True,
                         help="output prefix: OUT.npy (n, S, S, 3) uint8, OUT.index.tsv, "
                              "OUT.excluded.tsv, OUT.qc.tsv, OUT.preview.png")
-    parser.add_argument("--size", required=True, type=positive_int, help="output side S in pixels")
-    parser.add_argument("--on-error", choices=["fail", "exclude"], default="fail",
+    parser.add_argument("--size", required=True, type=int_at_least(MIN_SIZE),
+                        help=f"output side S in pixels (at least {MIN_SIZE})")
+    parser.add_argument("--on-error", choices=ON_ERROR, default=DEFAULTS.on_error,
                         help="bad rows (missing/empty/corrupt files, duplicates, paths outside the "
                              "manifest's folder, unconverted grayscale/16-bit images): fail on the "
-                             "first (default) or drop them and list them in OUT.excluded.tsv")
+                             f"first or drop them and list them in OUT.excluded.tsv (default "
+                             f"{DEFAULTS.on_error})")
     parser.add_argument("--keep", default=None, metavar="FILE",
                         help="keep only these IIDs (a .fam, or a TSV with an IID column); the others "
                              "are listed in OUT.excluded.tsv")
     parser.add_argument("--allow-outside-root", action="store_true",
                         help="accept image paths outside the manifest's folder (as written, or "
                              "through a symbolic link)")
-    parser.add_argument("--brightness-z", type=float, default=4.0,
+    parser.add_argument("--brightness-z", type=float_in(0.0, math.inf), default=DEFAULTS.brightness_z,
                         help="drop images whose mean field brightness is more than this many robust "
-                             "z-scores (median/MAD) from the median (default 4; 0 or inf: keep all)")
+                             f"z-scores (median/MAD) from the median (default {DEFAULTS.brightness_z:g}; "
+                             "0 or inf: keep all)")
     parser.add_argument("--convert", nargs="*", choices=CONVERSIONS, default=[],
                         help="convert instead of treating as bad: 16-bit images to 8-bit (high byte), "
                              "grayscale to RGB (default: neither)")
-    parser.add_argument("--workers", type=positive_int, default=2, help="decoding processes (default 2)")
+    parser.add_argument("--workers", type=positive_int, default=DEFAULTS.workers,
+                        help=f"decoding processes (default {DEFAULTS.workers})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,49 +4,51 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
+from contig.cli.argtypes import float_in, non_negative_int, positive_int
 from contig.cli.pca_plot import add_figure_arguments
-from contig.errors import InputError
+from contig.genotypes.pca import DEFAULTS
 
-log = logging.getLogger("contig.pca")
+log = logging.getLogger("contig.genotypes.pca")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bfile", required=True, help="input PLINK 1 prefix (or a {chrom} pattern)")
     parser.add_argument("--out", required=True,
                         help="output prefix: OUT.eigenvec, OUT.eigenval, OUT.prune.in, OUT.png")
-    parser.add_argument("--n-pcs", type=int, default=10, help="number of principal components")
-    parser.add_argument("--maf", type=float, default=None,
+    parser.add_argument("--n-pcs", type=positive_int, default=DEFAULTS.n_pcs,
+                        help=f"number of principal components (default {DEFAULTS.n_pcs})")
+    parser.add_argument("--maf", type=float_in(0.0, 0.5), default=None,
                         help="leave out variants with founder minor allele frequency < X "
                              "(default: only monomorphic ones)")
     parser.add_argument("--indep-pairwise", nargs=3, metavar=("WINDOW", "STEP", "R2"), default=None,
                         help="LD-prune first, as plink: WINDOW variants (or e.g. 200kb), STEP, r^2")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the randomized eigensolver")
-    parser.add_argument("--passes", type=int, default=6,
-                        help="passes over the genotypes of the block Krylov eigensolver")
-    parser.add_argument("--cache-gb", type=float, default=2.0,
-                        help="keep standardized genotypes in memory up to this size (else stream)")
+    parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed,
+                        help=f"seed of the randomized eigensolver (default {DEFAULTS.seed})")
+    parser.add_argument("--passes", type=positive_int, default=DEFAULTS.n_passes,
+                        help="passes over the genotypes of the block Krylov eigensolver "
+                             f"(default {DEFAULTS.n_passes})")
+    parser.add_argument("--cache-gb", type=float_in(0.0, math.inf), default=DEFAULTS.cache_gb,
+                        help="keep standardized genotypes in memory up to this size, else stream "
+                             f"(default {DEFAULTS.cache_gb:g})")
     parser.add_argument("--no-plot", action="store_true",
                         help="skip OUT.png (the workflow draws it with `contig pca-plot`)")
     add_figure_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from contig.atomic import atomic_path
+    from contig.core.atomic import atomic_path
     from contig.cli.argtypes import prune_window
-    from contig.pca import genotype_pca, plot_pcs, read_color_column, write_eigenval, write_eigenvec
-    from contig.plinkio import Genotypes
-    from contig.snps import select_snps
+    from contig.genotypes.pca import genotype_pca, plot_pcs, read_color_column, write_eigenval, write_eigenvec
+    from contig.genotypes.plinkio import Genotypes
+    from contig.scores.snps import select_snps
 
-    if args.n_pcs < 1:
-        raise InputError(f"--n-pcs must be at least 1, got {args.n_pcs}")
     window = prune_window(args.indep_pairwise)
     genotypes = Genotypes.open(args.bfile)
     color = read_color_column(args.color_by, genotypes.fam["IID"]) if args.color_by else None
     log.info("%d samples, %d variants in %s", genotypes.n_samples, genotypes.n_variants, args.bfile)
-    if args.maf is not None and not 0 <= args.maf <= 0.5:
-        raise InputError(f"--maf must be in [0, 0.5], got {args.maf}")
     selection = select_snps(genotypes, maf=args.maf, window=window)
     for step, count in selection.removed.items():
         log.info("%s removed %d variants", step, count)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-log = logging.getLogger("contig.pca")
+log = logging.getLogger("contig.genotypes.pca")
 
 
 def add_figure_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import polars as pl
 
-    from contig.errors import InputError
-    from contig.pca import plot_pcs, read_color_column
-    from contig.tables import read_tsv
+    from contig.core.errors import InputError
+    from contig.genotypes.pca import plot_pcs, read_color_column
+    from contig.core.tables import read_tsv
 
     table = read_tsv(args.eigenvec, required=["IID", "PC1"])
     pcs = [c for c in table.columns if c.startswith("PC")]

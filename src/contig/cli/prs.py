@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.cli.argtypes import float_in
-from contig.prs import output_paths, run_prs
+from contig.cli.argtypes import float_in, positive_int
+from contig.scores.prs import DEFAULTS, output_paths, run_prs
 
-log = logging.getLogger("contig.prs")
-
+log = logging.getLogger("contig.scores.prs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PGS Catalog scoring files (format v2, plain or .gz, harmonized or not)")
     parser.add_argument("--out", required=True,
                         help="output prefix: OUT.scores.tsv, OUT.npz, OUT.match.tsv.gz, OUT.summary.tsv")
-    parser.add_argument("--min-overlap", type=float_in(0.0, 1.0), default=0.75,
+    parser.add_argument("--min-overlap", type=float_in(0.0, 1.0), default=DEFAULTS.min_overlap,
                         help="fail if a score has fewer than this fraction of its variants matched "
-                             "(default 0.75)")
+                             f"(default {DEFAULTS.min_overlap:g})")
     parser.add_argument("--keep-ambiguous", action="store_true",
                         help="keep strand-ambiguous A/T and C/G variants, assuming the .bim strand")
     parser.add_argument("--no-mean-imputation", action="store_true",
@@ -29,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "no-mean-imputation); default: impute 2 x founder allele frequency")
     parser.add_argument("--genome-build", default=None,
                         help="refuse scoring files whose reported build differs (e.g. GRCh38)")
-    parser.add_argument("--chunk-size", type=int, default=2048, help="variants per chunk")
+    parser.add_argument("--chunk-size", type=positive_int, default=DEFAULTS.chunk_size,
+                        help=f"variants per chunk (default {DEFAULTS.chunk_size})")
 
 
 def run(args: argparse.Namespace) -> int:

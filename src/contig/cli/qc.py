@@ -6,32 +6,37 @@ import argparse
 import logging
 from pathlib import Path
 
-from contig.errors import InputError
+from contig.cli.argtypes import float_in, positive_int
+from contig.core.errors import InputError
+from contig.genotypes.qc import BARE_FLAG_THRESHOLDS, DEFAULT_CHUNK_SIZE
 
-log = logging.getLogger("contig.qc")
+log = logging.getLogger("contig.genotypes.qc")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    bare = BARE_FLAG_THRESHOLDS
     parser.add_argument("--bfile", required=True,
                         help="input PLINK 1 prefix (or a pattern with {chrom} for per-chromosome files)")
     parser.add_argument("--out", required=True, help="output prefix: OUT.bed/.bim/.fam and OUT.qc.tsv")
-    parser.add_argument("--mind", type=float, nargs="?", const=0.1, default=None,
-                        help="remove samples with missing call rate > X (plink2 default 0.1 when bare)")
-    parser.add_argument("--geno", type=float, nargs="?", const=0.1, default=None,
-                        help="remove variants with missing call rate > X (default 0.1 when bare)")
-    parser.add_argument("--maf", type=float, nargs="?", const=0.01, default=None,
-                        help="remove variants with founder minor allele frequency < X (default 0.01)")
-    parser.add_argument("--hwe", type=float, default=None,
+    parser.add_argument("--mind", type=float_in(0.0, 1.0), nargs="?", const=bare.mind, default=None,
+                        help=f"remove samples with missing call rate > X (plink2's {bare.mind:g} when bare)")
+    parser.add_argument("--geno", type=float_in(0.0, 1.0), nargs="?", const=bare.geno, default=None,
+                        help=f"remove variants with missing call rate > X ({bare.geno:g} when bare)")
+    parser.add_argument("--maf", type=float_in(0.0, 0.5), nargs="?", const=bare.maf, default=None,
+                        help=f"remove variants with founder minor allele frequency < X ({bare.maf:g} "
+                             "when bare)")
+    parser.add_argument("--hwe", type=float_in(0.0, 1.0, include_high=False), default=None,
                         help="remove autosomal variants with founder HWE exact-test p < P")
     parser.add_argument("--keep", type=Path, default=None,
                         help="samples to keep: plink-style FID IID / IID file, or a TSV with an IID column")
-    parser.add_argument("--chunk-size", type=int, default=4096, help="variants per streamed chunk")
+    parser.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE,
+                        help=f"variants per streamed chunk (default {DEFAULT_CHUNK_SIZE})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from contig.plinkio import Genotypes
-    from contig.qc import (QCThresholds, keep_sample_indices, read_keep_file, run_qc,
-                           write_qc_outputs)
+    from contig.genotypes.plinkio import Genotypes
+    from contig.genotypes.qc import (QCThresholds, keep_sample_indices, read_keep_file, run_qc,
+                                     write_qc_outputs)
 
     thresholds = QCThresholds(mind=args.mind, geno=args.geno, maf=args.maf, hwe=args.hwe)
     try:

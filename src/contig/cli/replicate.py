@@ -6,42 +6,44 @@ import argparse
 import logging
 
 from contig.cli.argtypes import float_in
-from contig.replicate import replicate, write_replication
+from contig.core.errors import InputError
+from contig.evaluate.replicate import ReplicationSettings, replicate, write_replication
 
-log = logging.getLogger("contig.replicate")
+log = logging.getLogger("contig.evaluate.replicate")
+DEFAULTS = ReplicationSettings()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loci", required=True, metavar="A_LOCI_TSV",
-                        help="OUT.loci.tsv of `contig clump` for GWAS A")
+                        help="OUT.tsv (loci) of `contig clump` for GWAS A")
     parser.add_argument("--sumstats-other", required=True, metavar="B_COMBINED",
                         help="OUT.combined.parquet (or .tsv.gz) of `contig gwas` for GWAS B")
     parser.add_argument("--loci-other", default=None, metavar="B_LOCI_TSV",
                         help="loci of B, to test them in A as well (needs --sumstats)")
     parser.add_argument("--sumstats", default=None, metavar="A_COMBINED",
                         help="combined summary statistics of A (needs --loci-other)")
-    parser.add_argument("--alpha", type=float_in(0, 1, include_low=False), default=0.05,
+    parser.add_argument("--alpha", type=float_in(0, 1, include_low=False, include_high=False),
+                        default=DEFAULTS.alpha,
                         help="a locus replicates when its lead's combined p in the other GWAS is "
-                             "below alpha / (number of loci tested) (default 0.05)")
-    parser.add_argument("--window-kb", type=float, default=250.0,
+                             "below alpha / (number of loci tested); below 1 (default "
+                             f"{DEFAULTS.alpha:g})")
+    parser.add_argument("--window-kb", type=float_in(0, float("inf")), default=DEFAULTS.window_kb,
                         help="replicated loci of A and B whose spans are within this distance count "
-                             "as one distinct locus (use the clump --kb; default 250)")
-    parser.add_argument("--name", default="left", help="name of GWAS A in the outputs (default left)")
-    parser.add_argument("--name-other", default="right", help="name of GWAS B (default right)")
+                             f"as one distinct locus (use the clump --kb; default {DEFAULTS.window_kb:g})")
+    parser.add_argument("--name", default=DEFAULTS.name,
+                        help=f"name of GWAS A in the outputs (default {DEFAULTS.name})")
+    parser.add_argument("--name-other", default=DEFAULTS.name_other,
+                        help=f"name of GWAS B (default {DEFAULTS.name_other})")
     parser.add_argument("--out", required=True,
                         help="per-locus TSV; also writes OUT-stem.summary.tsv (one row of counts)")
 
 
 def run(args: argparse.Namespace) -> int:
     if (args.loci_other is None) != (args.sumstats is None):
-        raise SystemExit("contig replicate: error: --loci-other and --sumstats go together "
-                         "(the reverse direction needs both)")
-    if args.alpha >= 1:
-        raise SystemExit("contig replicate: error: --alpha must be below 1")
-    if args.name == args.name_other:
-        raise SystemExit("contig replicate: error: --name and --name-other must differ")
-    result = replicate(args.loci, args.sumstats_other, args.loci_other, args.sumstats, args.alpha,
-                       args.window_kb, args.name, args.name_other)
+        raise InputError("--loci-other and --sumstats go together (the reverse direction needs "
+                         "both)", "command line")
+    settings = ReplicationSettings(args.alpha, args.window_kb, args.name, args.name_other)
+    result = replicate(args.loci, args.sumstats_other, args.loci_other, args.sumstats, settings)
     s = result.summary.row(0, named=True)
     log.info("%s: %d loci, %d replicate in %s at p < %g/%d; %d leads not in %s's summary statistics",
              args.name, s["n_loci_a"], s["replicated_a_in_b"], args.name_other, args.alpha,

@@ -1,4 +1,9 @@
-"""``contig simulate``: write a simulated cohort (genotypes, images, covariates, PGS files, truth)."""
+"""``contig simulate``: write a simulated cohort (genotypes, images, covariates, PGS files, truth).
+
+Every default comes from :class:`contig.simulate.SimulationConfig` and every bound from
+:data:`contig.simulate.config.RANGES` (what ``SimulationConfig.validate`` checks): values out of
+range are refused, never clamped.
+"""
 
 from __future__ import annotations
 
@@ -6,62 +11,80 @@ import argparse
 import logging
 from pathlib import Path
 
-from contig.errors import InputError
 from contig.simulate import SimulationConfig, simulate_cohort
+from contig.simulate.config import RANGES
 
 log = logging.getLogger("contig.simulate")
 DEFAULTS = SimulationConfig()
 
+# flag -> (SimulationConfig field, help); type and default come from the field
+SETTINGS: dict[str, tuple[str, str]] = {
+    "--n-samples": ("n_samples", "people"),
+    "--n-snps": ("n_snps", "array SNPs (at least 50 per chromosome)"),
+    "--n-chromosomes": ("n_chromosomes", "autosomes 1..N"),
+    "--image-size": ("image_size", "image side, px"),
+    "--seed": ("seed", "random seed"),
+    "--n-populations": ("n_populations", "populations"),
+    "--fst": ("fst", "Balding-Nichols F per population (~ Hudson Fst between two)"),
+    "--h2": ("h2", "genetic variance share of each image trait"),
+    "--missing-rate": ("missing_rate", "mean rate of missing genotype calls"),
+    "--n-major-snps": ("n_major_snps", "major causal SNPs per trait"),
+    "--major-variance": ("major_variance", "trait variance explained by each major SNP"),
+    "--two-eye-fraction": ("two_eye_fraction", "share of people with both eyes imaged"),
+    "--workers": ("n_workers", "processes rendering images (does not change the output)"),
+}
 
-def _chromosome_list(text: str) -> tuple[int, ...]:
+
+def setting_type(name: str):
+    """argparse type for the numeric setting ``name``: its field's type, inside RANGES[name]."""
+    kind = type(getattr(DEFAULTS, name))
+    allowed = RANGES[name]
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind.__name__}") from None
+        if value not in allowed:
+            raise argparse.ArgumentTypeError(f"{value} is not in {allowed}")
+        return value
+
+    parse.__name__ = f"{kind.__name__} in {allowed}"
+    return parse
+
+
+def chromosome_list(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated chromosome numbers."""
     try:
         return tuple(int(c) for c in text.split(",") if c.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated chromosome numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated chromosome numbers, got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced as a whole)")
-    parser.add_argument("--n-samples", type=int, default=DEFAULTS.n_samples, help="people")
-    parser.add_argument("--n-snps", type=int, default=DEFAULTS.n_snps, help="array SNPs")
-    parser.add_argument("--n-chromosomes", type=int, default=DEFAULTS.n_chromosomes,
-                        help="autosomes 1..N (2-22)")
-    parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size, help="image side, px")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed")
-    parser.add_argument("--n-populations", type=int, default=DEFAULTS.n_populations)
-    parser.add_argument("--fst", type=float, default=DEFAULTS.fst,
-                        help="Balding-Nichols F per population (~ Hudson Fst between two)")
-    parser.add_argument("--h2", type=float, default=DEFAULTS.h2,
-                        help="genetic variance share of each image trait")
-    parser.add_argument("--missing-rate", type=float, default=DEFAULTS.missing_rate,
-                        help="mean rate of missing genotype calls")
-    parser.add_argument("--causal-chromosomes", type=_chromosome_list,
+    for flag, (name, help_text) in SETTINGS.items():
+        parser.add_argument(flag, dest=name, type=setting_type(name),
+                            default=getattr(DEFAULTS, name), metavar=flag[2:].upper().replace("-", "_"),
+                            help=f"{help_text}; {RANGES[name]} (default %(default)s)")
+    parser.add_argument("--causal-chromosomes", type=chromosome_list,
                         default=DEFAULTS.causal_chromosomes,
                         help="comma-separated chromosomes carrying causal variants (others null)")
-    parser.add_argument("--n-major-snps", type=int, default=DEFAULTS.n_major_snps,
-                        help="major causal SNPs per trait")
-    parser.add_argument("--major-variance", type=float, default=DEFAULTS.major_variance,
-                        help="trait variance explained by each major SNP")
-    parser.add_argument("--two-eye-fraction", type=float, default=DEFAULTS.two_eye_fraction)
-    parser.add_argument("--workers", type=int, default=DEFAULTS.n_workers,
-                        help="processes rendering images (does not change the output)")
     parser.add_argument("--no-images", action="store_true",
                         help="skip rendering (images.tsv is still written)")
 
 
+def config_from_args(args: argparse.Namespace) -> SimulationConfig:
+    """The SimulationConfig the parsed command line describes (unset settings keep their defaults)."""
+    settings = {name: getattr(args, name) for name, _ in SETTINGS.values()}
+    return SimulationConfig(**settings, causal_chromosomes=args.causal_chromosomes,
+                            images=not args.no_images)
+
+
 def run(args: argparse.Namespace) -> int:
-    for name in ("n_samples", "n_snps", "image_size", "workers", "n_major_snps"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got "
-                             f"{getattr(args, name)}", "command line")
-    config = SimulationConfig(
-        n_samples=args.n_samples, n_snps=args.n_snps, n_chromosomes=args.n_chromosomes,
-        image_size=args.image_size, seed=args.seed, images=not args.no_images,
-        n_workers=args.workers, n_populations=args.n_populations, fst=args.fst, h2=args.h2,
-        missing_rate=args.missing_rate, causal_chromosomes=args.causal_chromosomes,
-        n_major_snps=args.n_major_snps, major_variance=args.major_variance,
-        two_eye_fraction=args.two_eye_fraction,
-    )
+    config = config_from_args(args)
+    config.validate()  # the checks across settings (e.g. n_snps per chromosome)
     simulate_cohort(args.out, config)
     log.info("wrote %s", args.out)
     return 0

@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.errors import InputError
+from contig.cli.argtypes import float_in, positive_int
 
-log = logging.getLogger("contig.snps")
+log = logging.getLogger("contig.scores.snps")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bfile", required=True, help="input PLINK 1 prefix (or a {chrom} pattern)")
     parser.add_argument("--out", required=True, help="output prefix: OUT.npz and OUT.variants.tsv")
-    parser.add_argument("--maf", type=float, default=None,
+    parser.add_argument("--maf", type=float_in(0.0, 0.5), default=None,
                         help="keep variants with founder minor allele frequency >= X")
     choice = parser.add_mutually_exclusive_group()
-    choice.add_argument("--every-kth", type=int, default=None, metavar="K",
+    choice.add_argument("--every-kth", type=positive_int, default=None, metavar="K",
                         help="keep every K-th variant per chromosome (the reference study: 100)")
     choice.add_argument("--indep-pairwise", nargs=3, metavar=("WINDOW", "STEP", "R2"), default=None,
                         help="keep the variants plink --indep-pairwise keeps")
@@ -24,13 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from contig.cli.argtypes import prune_window
-    from contig.plinkio import Genotypes
-    from contig.snps import build_snp_modality, select_snps, write_snp_outputs
+    from contig.genotypes.plinkio import Genotypes
+    from contig.scores.snps import build_snp_modality, select_snps, write_snp_outputs
 
-    if args.maf is not None and not 0.0 <= args.maf <= 0.5:
-        raise InputError(f"--maf must be in [0, 0.5], got {args.maf}")
-    if args.every_kth is not None and args.every_kth < 1:
-        raise InputError(f"--every-kth must be at least 1, got {args.every_kth}")
     window = prune_window(args.indep_pairwise)
     genotypes = Genotypes.open(args.bfile)
     log.info("%d samples, %d variants in %s", genotypes.n_samples, genotypes.n_variants, args.bfile)

@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.cli.argtypes import name_path, paths_by_name
-from contig.truth import null_chromosomes, truth_check, write_truth_check
+from contig.cli.argtypes import float_in, name_path, paths_by_name
+from contig.evaluate.truth import TruthSettings, null_chromosomes, truth_check, write_truth_check
 
-log = logging.getLogger("contig.truth")
+log = logging.getLogger("contig.evaluate.truth")
+DEFAULTS = TruthSettings()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loci", required=True, nargs="+", action="extend", type=name_path,
                         metavar="METHOD=LOCI_TSV",
-                        help="OUT.loci.tsv of `contig clump`, one per method")
+                        help="OUT.tsv (loci) of `contig clump`, one per method")
+    parser.add_argument("--loci-joint", nargs="+", action="extend", type=name_path, default=[],
+                        metavar="METHOD=LOCI_TSV",
+                        help="loci of the joint multivariate test (same columns as --loci), for "
+                             "methods also given in --loci: adds the summary columns n_loci_joint, "
+                             "loci_false_joint, loci_false_null_chrom_joint, major_found_joint, "
+                             "major_recall_joint, burden_found_joint and a `test` column "
+                             "(combined/joint) to the per-locus table")
     parser.add_argument("--pheno-sumstats", nargs="+", action="extend", type=name_path, default=[],
                         metavar="METHOD=DIR_OR_PREFIX",
                         help="a method's per-phenotype summary statistics, for λGC on the null "
@@ -25,22 +33,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", required=True, help="truth.tsv of `contig simulate`")
     parser.add_argument("--simulation", required=True,
                         help="simulation.json of `contig simulate` (which chromosomes are null)")
-    parser.add_argument("--window-kb", type=float, default=250.0,
+    parser.add_argument("--window-kb", type=float_in(0, float("inf")), default=DEFAULTS.window_kb,
                         help="a locus tags a planted SNP or gene when its span START..END comes "
-                             "within this many kb of it (default 250)")
+                             f"within this many kb of it (default {DEFAULTS.window_kb:g})")
     parser.add_argument("--out", required=True,
                         help="summary TSV (one row per method); also writes OUT-stem.loci.tsv "
-                             "(every locus classified) and OUT-stem.lambda.tsv (λGC per phenotype)")
+                             "(every locus classified) and OUT-stem.lambda_gc.tsv (λGC per phenotype)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.window_kb < 0:
-        raise SystemExit("contig truth: error: --window-kb must not be negative")
     loci = paths_by_name(args.loci, "--loci")
     pheno_sumstats = paths_by_name(args.pheno_sumstats, "--pheno-sumstats")
+    joint = paths_by_name(args.loci_joint, "--loci-joint")
     log.info("null chromosomes (no planted effect): %s",
              ", ".join(null_chromosomes(args.simulation)) or "none")
-    check = truth_check(loci, args.truth, args.simulation, args.window_kb, pheno_sumstats)
+    check = truth_check(loci, args.truth, args.simulation, args.window_kb, pheno_sumstats, joint)
     for row in check.summary.iter_rows(named=True):
         lam = row["lambda_gc_null_median"]
         log.info("%s: %d loci = %d major + %d burden + %d polygenic + %d false (%d of them on null "
@@ -51,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
                  row["major_found"], row["planted_major"], row["burden_found"], row["planted_burden"],
                  row["n_phenotypes"] if row["n_phenotypes"] is not None else "no",
                  "NA" if lam is None else f"{lam:.3f}")
+    for row in check.summary.iter_rows(named=True):
+        if row.get("n_loci_joint") is not None:
+            log.info("%s, joint test: %d loci, %d false (%d on null chromosomes); planted major SNPs "
+                     "found %d/%d; burden genes found %d/%d", row["method"], row["n_loci_joint"],
+                     row["loci_false_joint"], row["loci_false_null_chrom_joint"],
+                     row["major_found_joint"], row["planted_major"], row["burden_found_joint"],
+                     row["planted_burden"])
     for row in check.lambdas.iter_rows(named=True):
         log.debug("%s %s: %d null-chromosome variants, λGC %s", row["method"], row["PHENO"],
                   row["N_VARIANTS"], row["LAMBDA_GC"])

@@ -15,16 +15,16 @@ import numpy as np
 import polars as pl
 
 from contig import __version__
-from contig.atomic import write_text_atomic
-from contig.errors import InputError
-from contig.plinkio import write_bfile
+from contig.core.atomic import write_text_atomic
+from contig.core.errors import InputError
+from contig.genotypes.plinkio import write_bfile
 from contig.simulate import genotypes as gt
 from contig.simulate.config import TRAITS, SimulationConfig
 from contig.simulate.images import EyeParams, eye_params, write_eye_pngs
 from contig.simulate.pgs import write_pgs_files
-from contig.simulate.traits import (choose_architecture, simulate_covariates, simulate_labels,
-                                    simulate_traits)
-from contig.tables import write_tsv
+from contig.simulate.traits import (Architecture, Covariates, choose_architecture,
+                                    simulate_covariates, simulate_labels, simulate_traits)
+from contig.core.tables import write_tsv
 
 log = logging.getLogger(__name__)
 STREAMS = ("genome", "genotypes", "traits", "missing", "images", "pgs")
@@ -73,12 +73,7 @@ def simulate_into(out: Path, config: SimulationConfig) -> dict:
     n = config.n_samples
     iids = sample_ids(n)
 
-    genome = gt.simulate_genome(config, rngs["genome"])
-    population = gt.assign_populations(n, config.n_populations, rngs["genotypes"])
-    pop_freq = gt.population_frequencies(genome.ancestral_freq, config.fst, config.n_populations,
-                                         rngs["genotypes"])
-    alt = gt.alt_counts(gt.simulate_allele1_counts(genome, population, pop_freq, config,
-                                                   rngs["genotypes"]), genome)
+    genome, population, alt = simulate_true_genotypes(config, rngs["genome"], rngs["genotypes"])
     alt_freq = alt.mean(axis=1, dtype=np.float64) / 2
     maf = np.minimum(alt_freq, 1 - alt_freq)
     log.info("simulated %d SNPs x %d people on %d chromosomes (%.1f s)", genome.n_snps, n,
@@ -91,39 +86,93 @@ def simulate_into(out: Path, config: SimulationConfig) -> dict:
     disease, severity = simulate_labels(traits, config, rngs["traits"])
 
     failures = gt.choose_qc_failures(maf, arch.causal_snps(), n, config, rngs["missing"])
-    observed = gt.observed_genotypes(alt, failures, covariates.batch, arch.causal_snps(), config,
-                                     rngs["missing"])
+    missing_fraction = write_observed_genotypes(out / "genotypes", alt, genome, failures,
+                                                covariates, arch, iids, config, rngs["missing"])
     del alt
+    write_person_tables(out, iids, covariates, population, traits, disease, severity)
+    write_tsv(genome.genes, out / "genes.tsv")
+    write_tsv(truth, out / "truth.tsv")
+
+    manifest = write_images(out, iids, traits, config, rngs["images"])
+    log.info("%s %d images of %d people (%.1f s so far)", "rendered" if config.images else "planned",
+             manifest.height, n, time.perf_counter() - started)
+
+    pgs = write_pgs_files(out / "pgs", genome, truth, alt_freq, maf, config, rngs["pgs"])
+    summary = cohort_summary(genome, maf, population, failures, iids, manifest.height,
+                             missing_fraction, pgs, config)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    write_text_atomic(out / "simulation.json", json.dumps(
+        {"contig_version": __version__, "config": config.to_json(), "summary": summary}, indent=2))
+    log.info("cohort written: %d SNPs (%.2f%% missing calls, %.1f%% with MAF < 1%%), %d images, "
+             "%d PGS files, %d causal SNPs, %d burden genes; planted QC failures: %d samples, "
+             "%d missingness variants, %d HWE variants", genome.n_snps, 100 * missing_fraction,
+             100 * summary["maf_below_1pct_fraction"], manifest.height, len(pgs),
+             int((truth["kind"] == "snp").sum()), int((truth["kind"] == "gene").sum()),
+             len(failures.bad_samples), len(failures.bad_missing_variants),
+             len(failures.bad_hwe_variants))
+    return summary
+
+
+def simulate_true_genotypes(config: SimulationConfig, genome_rng: np.random.Generator,
+                            genotype_rng: np.random.Generator
+                            ) -> tuple[gt.Genome, np.ndarray, np.ndarray]:
+    """The genome, each person's population ``(n_samples,)`` and the complete ALT counts
+    int8 ``(n_snps, n_samples)`` (before missingness)."""
+    genome = gt.simulate_genome(config, genome_rng)
+    population = gt.assign_populations(config.n_samples, config.n_populations, genotype_rng)
+    pop_freq = gt.population_frequencies(genome.ancestral_freq, config.fst, config.n_populations,
+                                         genotype_rng)
+    alt = gt.alt_counts(gt.simulate_allele1_counts(genome, population, pop_freq, config,
+                                                   genotype_rng), genome)
+    return genome, population, alt
+
+
+def write_observed_genotypes(prefix: Path, alt: np.ndarray, genome: gt.Genome,
+                             failures: gt.QcFailures, covariates: Covariates, arch: Architecture,
+                             iids: list[str], config: SimulationConfig,
+                             rng: np.random.Generator) -> float:
+    """Write ``prefix``.bed/.bim/.fam: ``alt`` ``(n_snps, n_samples)`` with missing calls and the
+    planted QC failures; returns the fraction of calls that are missing."""
+    observed = gt.observed_genotypes(alt, failures, covariates.batch, arch.causal_snps(), config,
+                                     rng)
     fam = pl.DataFrame({"FID": iids, "IID": iids, "PAT": "0", "MAT": "0",
                         "SEX": covariates.sex.astype(np.int8), "PHENO": "-9"})
-    write_bfile(out / "genotypes", fam, genome.bim(),
+    write_bfile(prefix, fam, genome.bim(),
                 (observed[i:i + 4096] for i in range(0, genome.n_snps, 4096)))
-    missing_fraction = float((observed == gt.MISSING).mean())
-    del observed
+    return float((observed == gt.MISSING).mean())
 
+
+def write_person_tables(out: Path, iids: list[str], covariates: Covariates, population: np.ndarray,
+                        traits: np.ndarray, disease: np.ndarray, severity: np.ndarray) -> None:
+    """covariates.tsv, traits.tsv (population and latent traits) and labels.tsv, one row a person."""
     write_tsv(pl.DataFrame({"IID": iids, "age": covariates.age, "sex": covariates.sex,
                             "batch": [f"batch{b + 1}" for b in covariates.batch]}),
               out / "covariates.tsv")
-    write_tsv(genome.genes, out / "genes.tsv")
-    write_tsv(truth, out / "truth.tsv")
     write_tsv(pl.DataFrame({"IID": iids, "population": [f"POP{p + 1}" for p in population],
                             **{name: traits[:, k] for k, name in enumerate(TRAITS)}}),
               out / "traits.tsv")
     write_tsv(pl.DataFrame({"IID": iids, "disease": disease, "severity": severity}),
               out / "labels.tsv")
 
-    manifest, jobs = plan_images(iids, traits, config, rngs["images"])
+
+def write_images(out: Path, iids: list[str], traits: np.ndarray, config: SimulationConfig,
+                 rng: np.random.Generator) -> pl.DataFrame:
+    """images.tsv and (unless ``config.images`` is False) the PNGs in images/; returns the manifest."""
+    manifest, jobs = plan_images(iids, traits, config, rng)
     (out / "images").mkdir()
     write_tsv(manifest, out / "images.tsv")
     if config.images:
         render_images([(str(out / path), params) for path, params in jobs], config.n_workers)
-    log.info("%s %d images of %d people (%.1f s so far)", "rendered" if config.images else "planned",
-             manifest.height, n, time.perf_counter() - started)
+    return manifest
 
-    pgs = write_pgs_files(out / "pgs", genome, truth, alt_freq, maf, config, rngs["pgs"])
+
+def cohort_summary(genome: gt.Genome, maf: np.ndarray, population: np.ndarray,
+                   failures: gt.QcFailures, iids: list[str], n_images: int,
+                   missing_fraction: float, pgs: list[dict], config: SimulationConfig) -> dict:
+    """The ``summary`` block of simulation.json (sizes, allele spectrum, planted failures, PGS)."""
     rare_in_genes = (maf < 0.01) & (genome.gene_index >= 0)
-    summary = {
-        "n_samples": n, "n_snps": genome.n_snps, "n_images": manifest.height,
+    return {
+        "n_samples": len(iids), "n_snps": genome.n_snps, "n_images": n_images,
         "n_genes": genome.genes.height,
         "population_sizes": np.bincount(population, minlength=config.n_populations).tolist(),
         "missing_call_fraction": round(missing_fraction, 5),
@@ -135,18 +184,7 @@ def simulate_into(out: Path, config: SimulationConfig) -> dict:
             "hwe_violating_variants": genome.rsid[failures.bad_hwe_variants].tolist(),
         },
         "pgs": pgs,
-        "seconds": round(time.perf_counter() - started, 2),
     }
-    write_text_atomic(out / "simulation.json", json.dumps(
-        {"contig_version": __version__, "config": config.to_json(), "summary": summary}, indent=2))
-    log.info("cohort written: %d SNPs (%.2f%% missing calls, %.1f%% with MAF < 1%%), %d images, "
-             "%d PGS files, %d causal SNPs, %d burden genes; planted QC failures: %d samples, "
-             "%d missingness variants, %d HWE variants", genome.n_snps, 100 * missing_fraction,
-             100 * summary["maf_below_1pct_fraction"], manifest.height, len(pgs),
-             int((truth["kind"] == "snp").sum()), int((truth["kind"] == "gene").sum()),
-             len(failures.bad_samples), len(failures.bad_missing_variants),
-             len(failures.bad_hwe_variants))
-    return summary
 
 
 def plan_images(iids: list[str], traits: np.ndarray, config: SimulationConfig,

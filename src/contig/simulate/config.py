@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from contig.errors import InputError
+from contig.core.errors import InputError
 
 TRAITS: tuple[str, ...] = (
     "disc_size",
@@ -17,6 +18,48 @@ TRAITS: tuple[str, ...] = (
     "lesion_count",
 )
 """The latent image traits, in the column order of traits.tsv."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of one numeric setting: ``low`` to ``high``, each end open or closed."""
+
+    low: float
+    high: float = math.inf
+    include_low: bool = True
+    include_high: bool = True
+
+    def __contains__(self, value: float) -> bool:
+        above = value >= self.low if self.include_low else value > self.low
+        below = value <= self.high if self.include_high else value < self.high
+        return bool(above and below)
+
+    def __str__(self) -> str:
+        closed_high = self.include_high and self.high != math.inf
+        return (f"{'[' if self.include_low else '('}{self.low:g}, {self.high:g}"
+                f"{']' if closed_high else ')'}")
+
+
+RANGES: dict[str, Range] = {
+    "n_samples": Range(20),
+    "n_snps": Range(100),  # and at least 50 per chromosome
+    "n_chromosomes": Range(2, 22),
+    "image_size": Range(32),
+    "seed": Range(0),
+    "n_workers": Range(1),
+    "n_populations": Range(1),
+    "fst": Range(0, 0.5, include_low=False, include_high=False),
+    "rare_fraction": Range(0, 0.8, include_low=False, include_high=False),
+    "snp_spacing_kb": Range(0, include_low=False),
+    "ld_decay_cm": Range(0, include_low=False),
+    "missing_rate": Range(0, 0.03),  # ordinary samples must pass --mind 0.05
+    "h2": Range(0, 0.9),
+    "n_major_snps": Range(0),
+    "major_variance": Range(0, 0.9),
+    "two_eye_fraction": Range(0, 1),
+    "disease_prevalence": Range(0, 1, include_low=False, include_high=False),
+}
+"""Bounds of the numeric settings, checked by :meth:`SimulationConfig.validate` and by the CLI."""
 
 
 @dataclass
@@ -127,25 +170,11 @@ class SimulationConfig:
             if not ok:
                 raise InputError(f"{name}: {message}", where)
 
-        need(self.n_samples >= 20, "n_samples", f"must be at least 20, got {self.n_samples}")
-        need(self.n_chromosomes >= 2 and self.n_chromosomes <= 22, "n_chromosomes",
-             f"must be 2..22, got {self.n_chromosomes}")
+        for name, allowed in RANGES.items():
+            value = getattr(self, name)
+            need(value in allowed, name, f"must be in {allowed}, got {value}")
         need(self.n_snps >= 50 * self.n_chromosomes, "n_snps",
              f"must be at least 50 per chromosome ({50 * self.n_chromosomes}), got {self.n_snps}")
-        need(self.image_size >= 32, "image_size", f"must be at least 32 px, got {self.image_size}")
-        need(self.n_workers >= 1, "n_workers", f"must be at least 1, got {self.n_workers}")
-        need(self.n_populations >= 1, "n_populations", f"must be at least 1, got {self.n_populations}")
-        need(0 < self.fst < 0.5, "fst", f"must be in (0, 0.5), got {self.fst}")
-        need(0 <= self.h2 <= 0.9, "h2", f"must be in [0, 0.9], got {self.h2}")
-        need(0 <= self.missing_rate <= 0.03, "missing_rate",
-             f"must be in [0, 0.03] (ordinary samples must pass --mind 0.05), got {self.missing_rate}")
-        need(0 <= self.two_eye_fraction <= 1, "two_eye_fraction",
-             f"must be in [0, 1], got {self.two_eye_fraction}")
-        need(0 < self.rare_fraction < 0.8, "rare_fraction", f"must be in (0, 0.8), got {self.rare_fraction}")
-        need(self.snp_spacing_kb > 0 and self.ld_decay_cm > 0, "snp_spacing_kb/ld_decay_cm",
-             "must be positive")
-        need(0 < self.disease_prevalence < 1, "disease_prevalence",
-             f"must be in (0, 1), got {self.disease_prevalence}")
         unknown = [t for t in self.pgs_traits if t not in TRAITS]
         need(not unknown, "pgs_traits", f"unknown trait(s) {unknown}; traits are {', '.join(TRAITS)}")
         need(len(self.resolved_causal_chromosomes()) >= 1, "causal_chromosomes",

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtri
 
-from contig.plinkio import MISSING
+from contig.genotypes.plinkio import MISSING
 from contig.simulate.config import SimulationConfig
 
 CHROMOSOME_LENGTHS_GRCH37 = (

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from contig.atomic import atomic_path
+from contig.core.atomic import atomic_path
 from contig.simulate.config import SimulationConfig
 from contig.simulate.genotypes import COMPLEMENT, Genome
 
@@ -33,10 +33,6 @@ TRAIT_REPORTED = {
 }
 UNRELATED_TRAITS = ("Body mass index", "Type 2 diabetes", "Height", "LDL cholesterol",
                     "Systolic blood pressure", "Asthma")
-COLUMNS = ["rsID", "chr_name", "chr_position", "effect_allele", "other_allele", "effect_weight",
-           "allelefrequency_effect"]
-HM_COLUMNS = ["hm_source", "hm_rsID", "hm_chr", "hm_pos", "hm_inferOtherAllele", "hm_match_chr",
-              "hm_match_pos"]
 HM_DATE = "2026-01-01"  # fixed so that files are byte-identical across runs
 FLIP_FRACTION = 0.3
 STRAND_FLIP_FRACTION = 0.1

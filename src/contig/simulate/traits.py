@@ -96,7 +96,7 @@ def choose_architecture(genome: Genome, maf: np.ndarray, hwe_chi2: np.ndarray,
     burden_genes = np.sort(rng.choice(eligible, n_genes, replace=False))
     trait_order = rng.permutation(n_traits)
     return Architecture(
-        major=np.array(major).reshape(n_traits, config.n_major_snps),
+        major=np.array(major, dtype=np.int64).reshape(n_traits, config.n_major_snps),
         polygenic=polygenic,
         burden_genes=burden_genes,
         burden_trait=trait_order[np.arange(n_genes) % n_traits],

@@ -1,0 +1,1 @@
+"""Shared plumbing: atomic writes, one-line input errors, tables, input sheets, run locks."""

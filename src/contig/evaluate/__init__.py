@@ -1,0 +1,1 @@
+"""Evaluation: probes, truth check, replication across eyes, the comparison table (rules/evaluate.smk)."""

@@ -1,0 +1,1 @@
+"""Genotype stage: PLINK I/O, LD pruning, QC and principal components (rules/genotypes.smk)."""

@@ -1,0 +1,416 @@
+"""Polygenic scores: match PGS Catalog scoring files to the genotypes, then score with plink2 semantics.
+
+Matching (per scoring-file row, first rule that applies gives the status):
+
+- ``absent``: no .bim variant at the row's chromosome + position (or, for rows without a position,
+  with its rsID as .bim ID);
+- ``multiallelic``: more than one .bim variant there (a split multi-allelic site, or a duplicated ID);
+- ``allele_mismatch``: the alleles fit neither directly, swapped, nor on the other strand;
+- ``ambiguous``: a strand-ambiguous SNP (A/T or C/G), dropped unless ``keep_ambiguous`` (then it is
+  assumed to be on the .bim's strand and gets ``matched``/``flipped``, with ``ambiguous`` = true);
+- ``matched``: effect allele = ALT (.bim column 5, the counted allele), other allele = REF;
+- ``flipped``: effect allele = REF (allele swap: the dosage is 2 - ALT count);
+- ``strand_flipped``: the alleles match after complementing (either orientation; see
+  ``effect_is_alt``);
+- ``duplicate``: two or more rows of one score matched the same .bim variant: all are dropped.
+
+A missing ``other_allele`` matches any second allele. Only ``matched``, ``flipped`` and
+``strand_flipped`` rows are scored.
+
+Scores follow ``plink2 --score FILE cols=+scoresums``, each score run on its own variant set:
+``SUM`` = sum over used variants of weight x effect-allele dosage, ``DENOM`` = 2 x number of
+used variants, ``AVG`` = SUM / DENOM. A missing genotype is mean-imputed with the dosage
+2 x effect-allele frequency among founders (PAT = MAT = 0; all samples when there are none), as
+plink2 does; with ``mean_imputation=False`` (plink2 ``no-mean-imputation``) it contributes nothing
+and DENOM counts only the person's non-missing alleles. All chromosomes are scored as diploid
+(plink2 treats male chrX/chrY genotypes as haploid: not reproduced here).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from contig.core.atomic import atomic_paths
+from contig.core.errors import InputError
+from contig.scores.modality import Modality, save_modality
+from contig.scores.pgs_catalog import ScoringFile, normalize_chrom, read_scoring_file
+from contig.genotypes.plinkio import Genotypes
+
+log = logging.getLogger(__name__)
+
+USED_STATUSES = ("matched", "flipped", "strand_flipped")
+STATUSES = USED_STATUSES + ("ambiguous", "allele_mismatch", "multiallelic", "duplicate", "absent")
+MATCH_LOG_COLUMNS = ["score", "row", "variant", "chrom", "pos", "effect_allele", "other_allele",
+                     "effect_weight", "bim_id", "status", "effect_is_alt", "ambiguous"]
+
+
+@dataclass(frozen=True)
+class PrsSettings:
+    """The options of :func:`polygenic_scores` (and ``contig prs``) with their defaults."""
+
+    min_overlap: float = 0.75  # fail below this fraction of a score's variants matched, in [0, 1]
+    keep_ambiguous: bool = False  # keep A/T and C/G variants, assuming the .bim strand
+    mean_imputation: bool = True  # missing calls -> 2 x founder frequency (else they count nothing)
+    chunk_size: int = 2048  # variants per streamed chunk
+
+
+DEFAULTS = PrsSettings()
+
+
+@dataclass
+class ScoreWeights:
+    """The matched variants of all scores as sparse matrices over the union of used .bim variants.
+
+    ``variant_idx`` (n_used,) sorted global .bim indices. Each matrix is CSR (n_used, n_scores):
+    ``alt_weight`` the weight per ALT allele (+w when the effect allele is ALT, -w when it is REF,
+    absent when the score does not use the variant); ``ref_offset`` 2w where the effect allele is REF
+    (the dosage is 2 - ALT count); ``member`` 1 where the score uses the variant. Sparse because real
+    score sets (hundreds of scores, each on its own million variants) barely overlap; each chunk
+    is made dense only while it is multiplied.
+    """
+
+    score_ids: list[str]
+    variant_idx: np.ndarray
+    alt_weight: sp.csr_matrix
+    ref_offset: sp.csr_matrix
+    member: sp.csr_matrix
+
+
+@dataclass
+class PrsResult:
+    """Everything ``contig prs`` writes: scores (n_samples, n_scores), match log and summary tables."""
+
+    iid: np.ndarray
+    score_ids: list[str]
+    sums: np.ndarray
+    denom: np.ndarray
+    match_log: pl.DataFrame | None  # None when streamed to a file
+    summary: pl.DataFrame
+
+    @property
+    def avg(self) -> np.ndarray:
+        """SUM / DENOM, (n_samples, n_scores); NaN where a person has no non-missing allele."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.sums / self.denom
+
+
+def complement(expr: pl.Expr) -> pl.Expr:
+    """Reverse complement of an ACGT allele; null for anything else (``-``, ``I``/``D``, ``N``)."""
+    flipped = expr.str.reverse().str.replace_many(["A", "C", "G", "T"], ["T", "G", "C", "A"])
+    return pl.when(expr.str.contains(r"^[ACGT]+$")).then(flipped)
+
+
+def bim_lookup_tables(bim: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(by site, by ID): per chromosome+position and per ID, how many .bim variants, and the first's data."""
+    table = bim.select(
+        bim_idx=pl.int_range(pl.len(), dtype=pl.Int64),
+        chrom=normalize_chrom(pl.col("CHROM")),
+        pos=pl.col("POS"),
+        bim_id=pl.col("ID"),
+        alt=pl.col("ALT").str.to_uppercase(),
+        ref=pl.col("REF").str.to_uppercase(),
+    )
+    fields = [pl.len().alias("n_there")] + [pl.col(c).first() for c in ("bim_idx", "bim_id", "alt", "ref")]
+    by_site = table.group_by("chrom", "pos").agg(fields)
+    by_id = table.group_by("bim_id").agg([pl.len().alias("n_there")] + [
+        pl.col(c).first() for c in ("bim_idx", "alt", "ref")]).rename({"bim_id": "rsid"})
+    return by_site, by_id
+
+
+def locate_variants(scoring: ScoringFile, by_site: pl.DataFrame, by_id: pl.DataFrame) -> pl.DataFrame:
+    """Join each scoring row to the .bim: by chromosome + position, or by rsID where there is no position."""
+    variants = scoring.variants
+    located = variants.filter(pl.col("pos").is_not_null()).join(by_site, on=["chrom", "pos"], how="left")
+    by_rsid = variants.filter(pl.col("pos").is_null()).join(by_id, on="rsid", how="left")
+    by_rsid = by_rsid.with_columns(bim_id=pl.when(pl.col("n_there").is_not_null()).then(pl.col("rsid")))
+    return pl.concat([located, by_rsid.select(located.columns)]).sort("row")
+
+
+def classify_matches(located: pl.DataFrame, keep_ambiguous: bool) -> pl.DataFrame:
+    """Add ``status``, ``effect_is_alt`` and ``ambiguous`` to located rows (see the module docstring)."""
+    located = located.with_columns(effect_c=complement(pl.col("effect_allele")),
+                                   other_c=complement(pl.col("other_allele")))
+    e, o, e_c, o_c = (pl.col(c) for c in ("effect_allele", "other_allele", "effect_c", "other_c"))
+    alt, ref = pl.col("alt"), pl.col("ref")
+    no_other = o.is_null()
+    direct = (e == alt) & (no_other | (o == ref))
+    swap = (e == ref) & (no_other | (o == alt))
+    strand_direct = (e_c == alt) & (no_other | (o_c == ref))
+    strand_swap = (e_c == ref) & (no_other | (o_c == alt))
+    single = e.str.len_bytes() == 1
+    ambiguous = pl.when(no_other).then((alt.str.len_bytes() == 1) & (complement(alt) == ref)) \
+        .otherwise(single & (e_c == o))
+    status = (
+        pl.when(pl.col("n_there").is_null()).then(pl.lit("absent"))
+        .when(pl.col("n_there") > 1).then(pl.lit("multiallelic"))
+        .when(~(direct | swap | strand_direct | strand_swap).fill_null(False)).then(pl.lit("allele_mismatch"))
+        .when(ambiguous.fill_null(False) & (not keep_ambiguous)).then(pl.lit("ambiguous"))
+        .when(direct).then(pl.lit("matched"))
+        .when(swap).then(pl.lit("flipped"))
+        .otherwise(pl.lit("strand_flipped"))
+    )
+    effect_is_alt = pl.when(direct).then(True).when(swap).then(False).when(strand_direct).then(True) \
+        .when(strand_swap).then(False)
+    classified = located.with_columns(
+        status=status, effect_is_alt=effect_is_alt, ambiguous=ambiguous.fill_null(False)
+    ).drop("effect_c", "other_c")
+    return mark_duplicates(classified)
+
+
+def mark_duplicates(classified: pl.DataFrame) -> pl.DataFrame:
+    """Rows of one score that would be scored on the same .bim variant all become ``duplicate``."""
+    used = pl.col("status").is_in(USED_STATUSES)
+    repeated = (pl.len().over(pl.when(used).then(pl.col("bim_idx"))) > 1) & used
+    return classified.with_columns(status=pl.when(repeated).then(pl.lit("duplicate")).otherwise("status"))
+
+
+def match_scoring_file(scoring: ScoringFile, by_site: pl.DataFrame, by_id: pl.DataFrame,
+                       keep_ambiguous: bool = False) -> pl.DataFrame:
+    """The match log of one score: one row per scoring-file row, columns MATCH_LOG_COLUMNS + ``bim_idx``."""
+    located = locate_variants(scoring, by_site, by_id)
+    classified = classify_matches(located, keep_ambiguous)
+    used = pl.col("status").is_in(USED_STATUSES)
+    return classified.with_columns(
+        score=pl.lit(scoring.score_id),
+        bim_idx=pl.when(used).then(pl.col("bim_idx")),
+        effect_is_alt=pl.when(used).then(pl.col("effect_is_alt")),
+    ).select(MATCH_LOG_COLUMNS + ["bim_idx"])
+
+
+def summarize_matches(match_log: pl.DataFrame, scorings: Sequence[ScoringFile]) -> pl.DataFrame:
+    """Per score: file, build, variants_in_file, matched (= used), fraction, and ``n_<status>`` counts."""
+    counts = match_log.group_by("score", "status").len()
+    rows = []
+    for scoring in scorings:
+        mine = counts.filter(pl.col("score") == scoring.score_id)
+        per_status = dict(zip(mine["status"].to_list(), mine["len"].to_list()))
+        total = scoring.variants.height
+        used = sum(per_status.get(s, 0) for s in USED_STATUSES)
+        rows.append({"score": scoring.score_id, "file": str(scoring.path),
+                     "genome_build": scoring.genome_build or "NR", "variants_in_file": total,
+                     "matched": used, "fraction": used / total}
+                    | {f"n_{s}": per_status.get(s, 0) for s in STATUSES})
+    return pl.DataFrame(rows)
+
+
+def check_overlap(summary: pl.DataFrame, min_overlap: float) -> None:
+    """Raise naming the first score whose matched fraction is below ``min_overlap`` (or zero)."""
+    for row in summary.iter_rows(named=True):
+        if row["matched"] == 0 or row["fraction"] < min_overlap:
+            reasons = ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[3:] if row[f"n_{s}"])
+            raise InputError(
+                f"score {row['score']}: only {row['matched']} of {row['variants_in_file']} variants "
+                f"({row['fraction']:.1%}) match the genotypes, below --min-overlap {min_overlap:g}"
+                + (f" ({reasons})" if reasons else ""), row["file"])
+
+
+def build_weights(used: pl.DataFrame, score_ids: Sequence[str]) -> ScoreWeights:
+    """Turn the used match-log rows (columns score, bim_idx, effect_weight, effect_is_alt) into :class:`ScoreWeights`."""
+    variant_idx = np.unique(used["bim_idx"].to_numpy()).astype(np.int64)
+    row = np.searchsorted(variant_idx, used["bim_idx"].to_numpy())
+    column = used["score"].replace_strict({s: i for i, s in enumerate(score_ids)},
+                                          return_dtype=pl.Int64).to_numpy()
+    weight = used["effect_weight"].to_numpy()
+    is_alt = used["effect_is_alt"].to_numpy().astype(bool)
+    shape = (len(variant_idx), len(score_ids))
+
+    def matrix(values: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((values, (row, column)), shape=shape)
+
+    return ScoreWeights(list(score_ids), variant_idx, matrix(np.where(is_alt, weight, -weight)),
+                        matrix(np.where(is_alt, 0.0, 2.0 * weight)), matrix(np.ones(len(row))))
+
+
+def founder_index(genotypes: Genotypes) -> np.ndarray:
+    """Indices of founders (PAT = MAT = 0), whose genotypes plink2 uses for imputation frequencies."""
+    fam = genotypes.fam
+    founders = ((fam["PAT"] == "0") & (fam["MAT"] == "0")).to_numpy()
+    if not founders.any():
+        log.warning("no founders in the .fam: imputation frequencies use all samples")
+        founders[:] = True
+    return np.flatnonzero(founders)
+
+
+def compute_scores(genotypes: Genotypes, weights: ScoreWeights,
+                   mean_imputation: bool = DEFAULTS.mean_imputation,
+                   chunk_size: int = DEFAULTS.chunk_size) -> tuple[np.ndarray, np.ndarray]:
+    """(SUM, DENOM), each (n_samples, n_scores) float64, streaming over chunks of the used variants.
+
+    Per chunk: ``dosage (n_samples, n_chunk) @ alt_weight (n_chunk, n_scores)``; missing calls are set
+    to 2 x founder ALT frequency, or (no mean imputation) to 0 and removed from offsets and DENOM.
+    """
+    n, k = genotypes.n_samples, len(weights.score_ids)
+    founders = founder_index(genotypes)
+    all_founders = len(founders) == n
+    sums = np.zeros((n, k))
+    observed = np.zeros((n, k))  # (no-mean-imputation) non-missing variants per person and score
+    buffer = np.empty((chunk_size, n))
+    start = 0
+    for _, chunk in genotypes.iter_chunks(chunk_size, variant_idx=weights.variant_idx):
+        stop = start + len(chunk)
+        dosage = buffer[: len(chunk)]
+        np.copyto(dosage, chunk, casting="unsafe")
+        missing = chunk < 0
+        any_missing = bool(missing.any())
+        w = weights.alt_weight[start:stop].toarray()  # (n_chunk, n_scores)
+        if mean_imputation:
+            if any_missing:
+                fill = 2.0 * founder_alt_frequency(chunk, founders, all_founders)
+                np.copyto(dosage, fill[:, None], where=missing)
+            sums += dosage.T @ w
+        else:
+            np.copyto(dosage, 0.0, where=missing)
+            sums += dosage.T @ w
+            if any_missing:
+                present = 1.0 - missing.T  # (n_samples, n_chunk)
+                sums += present @ weights.ref_offset[start:stop].toarray()
+                observed += present @ weights.member[start:stop].toarray()
+            else:
+                sums += np.asarray(weights.ref_offset[start:stop].sum(axis=0))
+                observed += np.asarray(weights.member[start:stop].sum(axis=0))
+        start = stop
+    if mean_imputation:
+        sums += np.asarray(weights.ref_offset.sum(axis=0))
+        denom = np.broadcast_to(2.0 * np.asarray(weights.member.sum(axis=0)), (n, k)).copy()
+    else:
+        denom = 2.0 * observed
+    return sums, denom
+
+
+def founder_alt_frequency(chunk: np.ndarray, founders: np.ndarray, all_founders: bool) -> np.ndarray:
+    """ALT allele frequency per variant among founders' non-missing calls, (n_chunk,); 0 if none observed."""
+    sub = chunk if all_founders else chunk[:, founders]
+    present = sub >= 0
+    n_alleles = 2.0 * present.sum(axis=1)
+    alt = np.where(present, sub, 0).sum(axis=1, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_alleles > 0, alt / n_alleles, 0.0)
+
+
+def zscore_columns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Z float32, mean, std) per column of ``X`` (n_samples, n_features); std 0 -> 1 (column becomes 0)."""
+    mean = np.nanmean(X, axis=0)
+    std = np.nanstd(X, axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return ((X - mean) / std).astype(np.float32), mean, std
+
+
+def check_unique_score_id(scoring: ScoringFile, seen: dict[str, Path]) -> None:
+    """Score IDs must be unique across files (they name output columns)."""
+    if scoring.score_id in seen:
+        raise InputError(f"score ID {scoring.score_id} is also the ID of {seen[scoring.score_id]}",
+                         scoring.path)
+    seen[scoring.score_id] = scoring.path
+
+
+def check_same_build(scoring: ScoringFile, first: ScoringFile | None) -> ScoringFile | None:
+    """Scoring files reporting different genome builds cannot all match one .bim: refuse the
+    first that disagrees with ``first`` (the earliest file reporting a build).
+
+    Returns the new ``first``.
+    """
+    if scoring.genome_build is None:
+        return first
+    if first is None:
+        return scoring
+    if scoring.genome_build != first.genome_build:
+        key = "#HmPOS_build" if scoring.harmonized else "#genome_build"
+        raise InputError(f"genome build {scoring.genome_build} ({key}) differs from "
+                         f"{first.genome_build} of {first.path}; pass --genome-build with the "
+                         "genotypes' build to check every file against it", scoring.path)
+    return first
+
+
+def log_summary(row: dict) -> None:
+    log.info("%s: %d of %d variants used (%.1f%%); dropped: %s", row["score"], row["matched"],
+             row["variants_in_file"], 100 * row["fraction"],
+             ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[3:]))
+
+
+def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequence[str | Path],
+                     min_overlap: float = DEFAULTS.min_overlap,
+                     keep_ambiguous: bool = DEFAULTS.keep_ambiguous,
+                     mean_imputation: bool = DEFAULTS.mean_imputation, genome_build: str | None = None,
+                     chunk_size: int = DEFAULTS.chunk_size,
+                     match_log_path: str | Path | None = None) -> PrsResult:
+    """Parse and match one scoring file at a time, then score all at once.
+
+    Raises :class:`InputError` at the first score whose overlap is below ``min_overlap``, before
+    any scoring. With ``match_log_path`` the match log is streamed there (gzip TSV) instead of being
+    kept in memory (``PrsResult.match_log`` is then None): real score sets have ~10^8 rows.
+    """
+    genotypes = Genotypes.open(bfile)
+    by_site, by_id = bim_lookup_tables(genotypes.bim)
+    seen: dict[str, Path] = {}
+    first_build: ScoringFile | None = None  # the first file that reports a build
+    used, summaries, logs = [], [], []
+    handle = gzip.open(match_log_path, "wb", compresslevel=1) if match_log_path else None
+    try:
+        for number, path in enumerate(score_paths):
+            scoring = read_scoring_file(path, genome_build)
+            check_unique_score_id(scoring, seen)
+            first_build = check_same_build(scoring, first_build)
+            match_log = match_scoring_file(scoring, by_site, by_id, keep_ambiguous)
+            summary = summarize_matches(match_log, [scoring])
+            log_summary(summary.row(0, named=True))
+            check_overlap(summary, min_overlap)
+            summaries.append(summary)
+            used.append(match_log.filter(pl.col("bim_idx").is_not_null())
+                        .select("score", "bim_idx", "effect_weight", "effect_is_alt"))
+            if handle is None:
+                logs.append(match_log)
+            else:
+                match_log.drop("bim_idx").write_csv(handle, separator="\t", null_value="NA",
+                                                    include_header=number == 0)
+    finally:
+        if handle is not None:
+            handle.close()
+    score_ids = list(seen)
+    weights = build_weights(pl.concat(used), score_ids)
+    sums, denom = compute_scores(genotypes, weights, mean_imputation, chunk_size)
+    return PrsResult(genotypes.fam["IID"].to_numpy(), score_ids, sums, denom,
+                     pl.concat(logs) if logs else None, pl.concat(summaries))
+
+
+def scores_table(result: PrsResult) -> pl.DataFrame:
+    """IID, then ``<id>_AVG`` and ``<id>_SUM`` per score."""
+    columns: dict[str, object] = {"IID": result.iid}
+    avg = result.avg
+    for j, score in enumerate(result.score_ids):
+        columns[f"{score}_AVG"] = avg[:, j]
+        columns[f"{score}_SUM"] = result.sums[:, j]
+    return pl.DataFrame(columns)
+
+
+def output_paths(out: str | Path) -> dict[str, Path]:
+    """The files ``contig prs --out OUT`` writes."""
+    out = str(out)
+    return {"match": Path(out + ".match.tsv.gz"), "summary": Path(out + ".summary.tsv"),
+            "scores": Path(out + ".scores.tsv"), "modality": Path(out + ".npz")}
+
+
+def write_score_files(result: PrsResult, summary_path: Path, scores_path: Path, npz_path: Path) -> None:
+    """Write the summary, the scores table and the z-scored AVG modality (mean/std kept as extras)."""
+    z, mean, std = zscore_columns(result.avg)
+    modality = Modality(result.iid, np.asarray(result.score_ids), z, {"mean": mean, "std": std})
+    result.summary.write_csv(summary_path, separator="\t", null_value="NA")
+    scores_table(result).write_csv(scores_path, separator="\t", null_value="NA")
+    save_modality(npz_path, modality)
+
+
+def run_prs(bfile: str | Path | Sequence[str | Path], score_paths: Sequence[str | Path], out: str | Path,
+            **options) -> PrsResult:
+    """Score and write every output of ``contig prs --out OUT``, all or nothing (see :func:`output_paths`)."""
+    paths = output_paths(out)
+    with atomic_paths(list(paths.values())) as (match_tmp, summary_tmp, scores_tmp, npz_tmp):
+        result = polygenic_scores(bfile, score_paths, match_log_path=match_tmp, **options)
+        write_score_files(result, summary_tmp, scores_tmp, npz_tmp)
+    return result
