@@ -4,7 +4,7 @@ Makes a structured cohort (11 populations of unequal size, Balding-Nichols drift
 then times, in one run: QC (`--maf 0.01 --geno 0.05 --hwe 1e-6 --mind 0.05`, files written),
 PCA with 10 PCs (plink2 `--pca 10 approx`, and exact unless --no-exact), and LD pruning
 (`--indep-pairwise 50 5 0.2`). plink2 runs with OPENBLAS_NUM_THREADS=1 --threads 2 (see
-shared/notes/peers.md); ours runs through the `contig` CLI, also with OPENBLAS_NUM_THREADS=1. Prints a table with
+bench/README.md); ours runs through the `contig` CLI, also with OPENBLAS_NUM_THREADS=1. Prints a table with
 the ratios and the |corr| of each PC with plink2's; writes bench/out/genotypes.json.
 
     .venv/bin/python bench/genotypes.py [--samples 5000] [--snps 100000] [--no-exact]

@@ -51,7 +51,6 @@ def _plink_clumps(prefix, sumstats_path, root, p1, p2, r2, kb, column="LOG10P"):
 
 
 @pytest.mark.plink2("plink1.9")
-@pytest.mark.skipif(PLINK1 is None, reason="plink1.9 is not installed (apt-get install plink1.9)")
 @pytest.mark.parametrize("p1,p2,r2,kb", [(5e-8, 1e-7, 0.1, 250), (1e-4, 1e-2, 0.2, 100),
                                          (1e-3, 0.5, 0.05, 50), (1e-2, 1.0, 0.01, 30)])
 def test_equals_plink19_clump(planted, p1, p2, r2, kb):
@@ -66,7 +65,6 @@ def test_equals_plink19_clump(planted, p1, p2, r2, kb):
 
 
 @pytest.mark.plink2("plink1.9")
-@pytest.mark.skipif(PLINK1 is None, reason="plink1.9 is not installed")
 def test_haplotype_r2_equals_plink19_ld(planted):
     c, _, root = planted
     g = Genotypes.open(c.prefix)
@@ -113,8 +111,7 @@ def _two_columns(sumstats, path):
     return path
 
 
-@pytest.mark.plink2
-@pytest.mark.skipif(PLINK1 is None, reason="plink1.9 is not installed")
+@pytest.mark.plink2("plink1.9")
 def test_p_column_joint_equals_plink19_on_that_column(planted, tmp_path):
     c, sumstats, _ = planted
     path = _two_columns(sumstats, tmp_path / "two.parquet")

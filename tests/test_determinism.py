@@ -1,7 +1,8 @@
 """Determinism: the same inputs, config and seed give bit-identical results, run twice on the CPU.
 
 The chain from images to summary statistics (image cache, SNP and PRS modalities, genetic PCs,
-two cross-fitting folds of ContIG training, out-of-fold embeddings, covariates, phenotypes, GWAS)
+two cross-fitting folds of ContIG training, out-of-fold embeddings aligned across the folds,
+covariates, phenotypes, GWAS and its summary)
 runs twice, each time in its own process with its own hash seed (so nothing may depend on the
 iteration order of sets or dicts of strings) and its own output folder. The summary statistics
 must be byte-identical, parquet and tsv.gz alike, and so must every table on the way; the model
@@ -55,7 +56,9 @@ CHAIN = textwrap.dedent("""
     run("phenotypes", "--embeddings", out / "embed.parquet", "--covar", out / "covariates.tsv",
         "--out", out / "phenotypes", "--n-pcs", 3)
     run("gwas", "--bfile", geno, "--pheno", out / "phenotypes.pheno.tsv",
-        "--covar", out / "covariates.tsv", "--out", out / "assoc")
+        "--covar", out / "phenotypes.covar.tsv", "--out", out / "assoc")
+    run("gwas-summary", "--sumstats-prefix", out / "assoc", "--combined",
+        out / "assoc.combined.parquet", "--out", out / "assoc.summary.tsv")
 """)
 
 
@@ -92,8 +95,13 @@ def test_every_table_on_the_way_is_identical(two_runs):
     first, second = two_runs
     for name in ("cache.npy", "cache.index.tsv", "snps.npz", "prs.npz", "prs.scores.tsv",
                  "pca.eigenvec", "fold0/split.tsv", "fold1/split.tsv", "embed.parquet",
-                 "covariates.tsv", "phenotypes.pheno.tsv", "assoc.summary.tsv"):
+                 "covariates.tsv", "phenotypes.pheno.tsv", "phenotypes.covar.tsv",
+                 "assoc.summary.tsv"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    # the alignment table names each run's own checkpoint files; every number must agree
+    a, b = (pl.read_csv(run / "embed.alignment.tsv", separator="\t").drop("checkpoint")
+            for run in two_runs)
+    assert a.height == 2 and a.equals(b)
     for fold in ("fold0", "fold1"):  # losses and accuracies; not the timing columns
         a, b = (pl.read_csv(run / fold / "metrics.tsv", separator="\t").drop(TIMING_COLUMNS)
                 for run in two_runs)

@@ -21,7 +21,8 @@ from contig.pretrain.align import (
     pool_out_of_fold,
 )
 from contig.pretrain.checkpoint import load_checkpoint, load_trained_model, save_torch_atomic
-from contig.pretrain.data import eval_images, read_image_cache
+from contig.pretrain.augment import eval_images
+from contig.pretrain.data import read_image_cache
 from contig.pretrain.embed import EmbedSettings, embed_people
 from contig.pretrain.train import train
 from helpers.toy_training import tiny_config, write_toy_cohort

@@ -222,7 +222,6 @@ def _with_fid(path: Path, out: Path) -> Path:
 
 
 @pytest.mark.plink2
-@pytest.mark.skipif(PLINK2 is None, reason="plink2 is not installed (apt-get install plink2)")
 def test_equals_plink2_glm_without_missing_calls(tmp_path):
     c = simulate_cohort(tmp_path / "g", n_samples=500, n_chrom=2, snps_per_chrom=150, seed=4)
     rng = np.random.default_rng(8)

@@ -92,10 +92,6 @@ def test_kappa_of_constant_prediction_is_zero_and_perfect_is_one():
 # fits
 
 
-def correlated(rng, n, p):
-    return rng.normal(size=(n, p)) @ rng.normal(size=(p, p)) + rng.normal(size=p)
-
-
 @pytest.mark.parametrize("n,p,l2", [(200, 5, 1.0), (300, 8, 0.2), (40, 60, 2.0)])
 def test_logistic_fit_equals_sklearn(n, p, l2):
     rng = np.random.default_rng(n + p)

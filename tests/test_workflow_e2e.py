@@ -127,8 +127,8 @@ def test_burden_setting_reruns_burden_and_what_reads_it(finished_run):
 def test_gwas_setting_reruns_only_gwas_and_after(finished_run):
     workdir, _ = finished_run
     planned = planned_rules(workdir, {"gwas": {"maf": 0.05}})
-    assert planned == {"gwas", "gwas_gather", "gwas_summary", "clump", "gwas_plots", "truth",
-                       "replicate", "compare", "all"}
+    assert planned == {"gwas", "gwas_gather", "gwas_summary", "clump", "gwas_plots", "clump_joint",
+                       "gwas_plots_joint", "truth", "replicate", "compare", "all"}
 
 
 def test_pretraining_setting_does_not_rerun_qc_or_scores(finished_run):
@@ -161,8 +161,10 @@ def test_new_pgs_file_reruns_only_scores_and_what_follows(finished_run):
 
 
 # Reruns follow exactly what changed. TINY has 2 methods, each analysed on everyone and per eye
-# (6 GWAS: gather and clump per analysis; summary, plots per method; replicate per method).
-AFTER_CLUMP = {"clump": 6, "gwas_plots": 2, "truth": 1, "replicate": 2, "compare": 1, "all": 1}
+# (6 GWAS: gather and clump per analysis; summary, plots, joint-test loci and plots per method;
+# replicate per method).
+AFTER_CLUMP = {"clump": 6, "gwas_plots": 2, "clump_joint": 2, "gwas_plots_joint": 2, "truth": 1,
+               "replicate": 2, "compare": 1, "all": 1}
 
 
 @pytest.mark.parametrize("overrides, expected", [

@@ -11,14 +11,8 @@ import torch
 from contig.cli.argtypes import positive_int
 from contig.pretrain.align import ALIGN_METHODS
 from contig.pretrain.checkpoint import load_trained_model
-from contig.pretrain.embed import (
-    EYES,
-    PEOPLE,
-    EmbedSettings,
-    embed_people,
-    resolve_device,
-    write_embeddings,
-)
+from contig.pretrain.distributed import resolve_device
+from contig.pretrain.embed import EYES, PEOPLE, EmbedSettings, embed_people, write_embeddings
 
 log = logging.getLogger("contig.pretrain.embed")
 DEFAULTS = EmbedSettings()

@@ -11,7 +11,8 @@ import sys
 import torch
 
 from contig.cli.argtypes import float_in, name_path, non_negative_int, paths_by_name, positive_int
-from contig.pretrain.embed import EYES, resolve_device
+from contig.pretrain.distributed import resolve_device
+from contig.pretrain.embed import EYES
 from contig.pretrain.explain import ExplainInputs, ExplainSettings, run_explain
 
 log = logging.getLogger("contig.pretrain.explain")

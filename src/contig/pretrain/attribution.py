@@ -50,14 +50,8 @@ from torch import nn
 
 from contig.core.errors import InputError
 from contig.pretrain.checkpoint import TrainedModel, load_checkpoint, load_trained_model
-from contig.pretrain.data import (
-    Cohort,
-    PersonImages,
-    build_cohort,
-    eval_images,
-    read_image_cache,
-    to_float_images,
-)
+from contig.pretrain.augment import eval_images, to_float_images
+from contig.pretrain.data import Cohort, PersonImages, build_cohort, read_image_cache
 from contig.pretrain.embed import EYES, backbone_features, choose_images
 from contig.scores.modality import Modality
 

@@ -28,8 +28,6 @@ import torch
 
 from contig.core.errors import InputError
 from contig.images.cache import load_image_cache
-# Re-exported: embed and explain import the image transforms from here.
-from contig.pretrain.augment import BatchAugment, eval_images, to_float_images  # noqa: F401
 from contig.scores.modality import Modality
 
 

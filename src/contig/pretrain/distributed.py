@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
 
+from contig.core.errors import InputError
+
 
 @dataclass
 class Dist:
@@ -102,3 +104,12 @@ def gather_global_batch(image_emb: torch.Tensor | Mapping[str, torch.Tensor],
     genetics = {name: all_gather_rows(e, dist) for name, e in genetic_embs.items()}
     masks = {name: all_gather_rows(p.to(torch.uint8), dist).bool() for name, p in present.items()}
     return images, people_all, genetics, masks
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a CUDA device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda but no CUDA device is available", "command line")
+    return torch.device(name)

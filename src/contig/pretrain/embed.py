@@ -54,7 +54,8 @@ from contig.pretrain.align import (
     pool_out_of_fold,
 )
 from contig.pretrain.checkpoint import TrainedModel
-from contig.pretrain.data import PersonImages, eval_images, read_image_cache
+from contig.pretrain.augment import eval_images
+from contig.pretrain.data import PersonImages, read_image_cache
 from contig.pretrain.models import ContIGModel
 
 EYES = ("left", "right", "mean")
@@ -82,15 +83,6 @@ class EmbedSettings:
             raise ValueError(f"align must be one of {ALIGN_METHODS}, got {self.align!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a CUDA device is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda but no CUDA device is available")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------------------------------------

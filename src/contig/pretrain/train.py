@@ -70,7 +70,7 @@ from contig.pretrain.data import (
     split_by_fraction,
     split_table,
 )
-from contig.pretrain.distributed import Dist, init_distributed
+from contig.pretrain.distributed import Dist, init_distributed, resolve_device
 from contig.pretrain.loop import (
     Progress,
     StopFlag,
@@ -136,14 +136,6 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
 def _split_dict(split: pl.DataFrame) -> dict[str, list]:
     return {"IID": split["IID"].to_list(), "set": split["set"].to_list(),
             "fold": [-1 if f is None else int(f) for f in split["fold"].to_list()]}
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda but no CUDA device is available")
-    return torch.device(name)
 
 
 def input_fingerprint(cfg: TrainConfig) -> dict[str, list[int]]:
@@ -225,7 +217,7 @@ class Run:
 
 
 def _configure_torch(cfg: TrainConfig) -> tuple[torch.device, Dist]:
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     dist = init_distributed(device.type)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
