@@ -139,8 +139,8 @@ def test_joint_test_columns_only_when_given(inputs, tmp_path):
     truth = tsv(tmp_path / "truth_joint.tsv",
                 "method\tn_loci\tloci_false\tplanted_major\tmajor_found\tmajor_recall\t"
                 "lambda_gc_null_median\tn_loci_joint\tloci_false_joint\tmajor_found_joint\t"
-                "major_recall_joint\n"
-                "contig\t10\t0\t18\t6\t0.3333\t1.01\t12\t1\t9\t0.5\n")
+                "major_recall_joint\tlambda_gc_null_joint\n"
+                "contig\t10\t0\t18\t6\t0.3333\t1.01\t12\t1\t9\t0.5\t0.987\n")
     joint = tsv(tmp_path / "contig.joint.tsv", "LOCUS\tLEAD_ID\tCHROM\tLEAD_POS\tSTART\tEND\n"
                 + "".join(f"{i}\tv{i}\t1\t{i}\t{i}\t{i}\n" for i in range(1, 13)))
     table, _, _ = comparison_table(["contig", "simclr"], ComparisonInputs(truth=truth))
@@ -149,17 +149,18 @@ def test_joint_test_columns_only_when_given(inputs, tmp_path):
     assert main(["compare", "--methods", "contig", "simclr", "--truth-table", str(truth),
                  "--loci-joint", f"contig={joint}", "--out", str(out)]) == 0
     table = pl.read_csv(f"{out}.tsv", separator="\t", null_values="NA")
-    assert table.columns[:12] == ["method", "n_loci", "planted_major", "major_found",
+    assert table.columns[:13] == ["method", "n_loci", "planted_major", "major_found",
                                   "major_recall", "false_loci", "lambda_gc_null", "n_loci_joint",
                                   "major_found_joint", "major_recall_joint", "false_loci_joint",
-                                  "replicated_loci"]
-    assert table.row(0)[7:11] == (12, 9, 0.5, 1)
-    assert table.row(1)[7:11] == (None, None, None, None)
+                                  "lambda_gc_null_joint", "replicated_loci"]
+    assert table.row(0)[7:12] == (12, 9, 0.5, 1, 0.987)
+    assert table.row(1)[7:12] == (None, None, None, None, None)
     md = Path(f"{out}.md").read_text().splitlines()
     assert md[2].startswith("| method | loci | planted major found (recall) | false loci | λGC null "
                             "chr. | joint-test loci | joint: planted major found (recall) | "
-                            "joint: false loci | replicated across eyes |")
-    assert md[4].startswith("| contig | 10 | 6/18 (0.33) | 0 | 1.010 | 12 | 9/18 (0.50) | 1 | NA |")
+                            "joint: false loci | joint: λGC null chr. | replicated across eyes |")
+    assert md[4].startswith("| contig | 10 | 6/18 (0.33) | 0 | 1.010 | 12 | 9/18 (0.50) | 1 | 0.987 "
+                            "| NA |")
 
 
 def test_duplicate_rows_are_input_errors(inputs, tmp_path):

@@ -204,6 +204,17 @@ def test_simulate_gwas_clump_truth_finds_the_planted_major_loci(tmp_path):
         assert row["LAMBDA_GC"] == pytest.approx(np.median(chisq) / stats.chi2.ppf(0.5, 1), rel=0.02)
         assert 0.7 < row["LAMBDA_GC"] < 1.3
     assert "null chromosomes (no planted effect): 3, 4" in done.stderr
+    # the joint test's λGC on the null chromosomes, from the combined table
+    contig("truth", "--loci", "true=gwas/loci.tsv", "--combined", "true=gwas/assoc.combined.parquet",
+           "--truth", "cohort/truth.tsv", "--simulation", "cohort/simulation.json",
+           "--out", "check/joint.tsv", cwd=tmp_path)
+    joint = pl.read_csv(tmp_path / "check/joint.tsv", separator="\t").row(0, named=True)
+    combined = pl.read_parquet(tmp_path / "gwas/assoc.combined.parquet")
+    p = 10.0 ** -combined.filter(pl.col("CHROM").is_in(["3", "4"]))["LOG10P_JOINT"].drop_nulls().to_numpy()
+    assert p.size > 300
+    expected = np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1)
+    assert joint["lambda_gc_null_joint"] == pytest.approx(expected, rel=1e-6)
+    assert 0.7 < joint["lambda_gc_null_joint"] < 1.3
 
 
 def test_cli_bad_input_is_one_line_and_no_output(crafted, tmp_path, capsys):
@@ -244,6 +255,11 @@ def test_joint_test_loci_add_their_columns_and_keep_the_rest(crafted, tmp_path):
     summary = pl.read_csv(out, separator="\t", null_values="NA")
     assert summary["major_found_joint"].to_list() == [1]
     assert main(["truth", "--loci", f"m={loci}", "--loci-joint", f"z={joint}", "--truth", str(truth),
+                 "--simulation", str(sim), "--out", str(out)]) == 2
+    # a table without the joint test's column is named in a one-line error
+    plain_table = tmp_path / "old.combined.parquet"
+    pl.DataFrame({"CHROM": ["3"], "GENPOS": [1], "ID": ["v"], "LOG10P": [0.3]}).write_parquet(plain_table)
+    assert main(["truth", "--loci", f"m={loci}", "--combined", f"m={plain_table}", "--truth", str(truth),
                  "--simulation", str(sim), "--out", str(out)]) == 2
 
 

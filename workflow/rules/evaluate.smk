@@ -80,6 +80,7 @@ rule truth:
     input:
         loci=expand("results/gwas/{method}/loci.tsv", method=METHODS),
         loci_joint=expand("results/gwas/{method}/loci.joint.tsv", method=METHODS),
+        combined=expand("results/gwas/{method}/assoc.combined.parquet", method=METHODS),
         sumstats=expand("results/gwas/{method}/sumstats", method=METHODS),
         truth=f"{SIMULATION}/truth.tsv",
         simulation=f"{SIMULATION}/simulation.json",
@@ -108,11 +109,12 @@ rule truth:
     params:
         loci=method_paths_arg("loci"),
         loci_joint=method_paths_arg("loci_joint"),
+        combined=method_paths_arg("combined"),
         sumstats=method_paths_arg("sumstats"),
         options=command_options({"--window-kb": config["evaluate"]["window_kb"]}),
     shell:
         "python -m contig truth --loci {params.loci} --loci-joint {params.loci_joint}"
-        " --pheno-sumstats {params.sumstats}"
+        " --combined {params.combined} --pheno-sumstats {params.sumstats}"
         " --truth {input.truth} --simulation {input.simulation} {params.options}"
         " --out {output.summary} > {log} 2>&1"
 

@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "/ `gwas-gather` (every <pheno>.parquet), or the --out prefix of "
                              "`contig gwas` (phenotypes listed in PREFIX.summary.tsv); without it a "
                              "method's λ columns are NA")
+    parser.add_argument("--combined", nargs="+", action="extend", type=name_path, default=[],
+                        metavar="METHOD=PARQUET",
+                        help="a method's combined table (OUT.combined.parquet of `contig gwas` / "
+                             "`gwas-gather`), for methods also given in --loci: adds "
+                             "lambda_gc_null_joint, the joint test's λGC on the null chromosomes")
     parser.add_argument("--truth", required=True, help="truth.tsv of `contig simulate`")
     parser.add_argument("--simulation", required=True,
                         help="simulation.json of `contig simulate` (which chromosomes are null)")
@@ -45,9 +50,11 @@ def run(args: argparse.Namespace) -> int:
     loci = paths_by_name(args.loci, "--loci")
     pheno_sumstats = paths_by_name(args.pheno_sumstats, "--pheno-sumstats")
     joint = paths_by_name(args.loci_joint, "--loci-joint")
+    combined = paths_by_name(args.combined, "--combined")
     log.info("null chromosomes (no planted effect): %s",
              ", ".join(null_chromosomes(args.simulation)) or "none")
-    check = truth_check(loci, args.truth, args.simulation, args.window_kb, pheno_sumstats, joint)
+    check = truth_check(loci, args.truth, args.simulation, args.window_kb, pheno_sumstats, joint,
+                        combined)
     for row in check.summary.iter_rows(named=True):
         lam = row["lambda_gc_null_median"]
         log.info("%s: %d loci = %d major + %d burden + %d polygenic + %d false (%d of them on null "
@@ -65,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
                      row["loci_false_joint"], row["loci_false_null_chrom_joint"],
                      row["major_found_joint"], row["planted_major"], row["burden_found_joint"],
                      row["planted_burden"])
+        if row.get("lambda_gc_null_joint") is not None:
+            log.info("%s, joint test: λGC on null chromosomes %.3f", row["method"],
+                     row["lambda_gc_null_joint"])
     for row in check.lambdas.iter_rows(named=True):
         log.debug("%s %s: %d null-chromosome variants, λGC %s", row["method"], row["PHENO"],
                   row["N_VARIANTS"], row["LAMBDA_GC"])

@@ -10,7 +10,9 @@ Columns (TSV name: source):
   the ``contig truth`` summary (``lambda_gc_null`` = its median over phenotypes).
 - with ``--loci-joint`` only: ``n_loci_joint`` (rows of the method's loci table of the joint
   multivariate test), ``major_found_joint``, ``major_recall_joint``, ``false_loci_joint`` (the
-  truth summary's joint-test columns, written by ``contig truth --loci-joint``).
+  truth summary's joint-test columns, written by ``contig truth --loci-joint``) and
+  ``lambda_gc_null_joint`` (the joint test's λGC on the null chromosomes, from ``contig truth
+  --combined``; NA without it).
 - ``replicated_loci``: ``n_replicated`` of the method's ``contig replicate`` OUT.summary.tsv.
 - ``<label>_<metric>_{mean,lower,upper,n_seeds}`` per probe: the ``contig probes``
   OUT.summary.tsv (columns ``method label kind metric fraction n_seeds mean sd lower upper``) at
@@ -50,7 +52,8 @@ TRUTH_COLUMNS = {"n_loci": "n_loci", "planted_major": "planted_major", "major_fo
 TRUTH_JOINT_COLUMNS = {"major_found_joint": "major_found_joint",
                        "major_recall_joint": "major_recall_joint",
                        "loci_false_joint": "false_loci_joint"}
-FLOAT_TRUTH_COLUMNS = ("major_recall", "lambda_gc_null_median", "major_recall_joint")
+FLOAT_TRUTH_COLUMNS = ("major_recall", "lambda_gc_null_median", "major_recall_joint",
+                       "lambda_gc_null_joint")
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ def truth_columns(path: str | Path, joint: bool = False) -> dict[str, dict[str, 
     wanted = dict(TRUTH_COLUMNS)
     if joint and all(c in header for c in TRUTH_JOINT_COLUMNS):
         wanted |= TRUTH_JOINT_COLUMNS
+        if "lambda_gc_null_joint" in header:
+            wanted["lambda_gc_null_joint"] = "lambda_gc_null_joint"
     table = read_tsv(path, required=["method", *wanted],
                      dtypes={c: pl.Float64 if c in FLOAT_TRUTH_COLUMNS else pl.Int64
                              for c in wanted})
@@ -187,7 +192,8 @@ def comparison_schema(probes: Sequence[Probe], joint: bool = False) -> dict[str,
         "major_recall": pl.Float64, "false_loci": pl.Int64, "lambda_gc_null": pl.Float64}
     if joint:
         schema |= {"n_loci_joint": pl.Int64, "major_found_joint": pl.Int64,
-                   "major_recall_joint": pl.Float64, "false_loci_joint": pl.Int64}
+                   "major_recall_joint": pl.Float64, "false_loci_joint": pl.Int64,
+                   "lambda_gc_null_joint": pl.Float64}
     schema["replicated_loci"] = pl.Int64
     for probe in probes:
         schema |= {f"{probe.column}_{name}": dtype for name, dtype in PROBE_VALUES.items()}
@@ -297,7 +303,8 @@ def markdown_table(table: pl.DataFrame, probes: Sequence[Probe], header: str) ->
     joint = "n_loci_joint" in table.columns
     titles = ["method", "loci", "planted major found (recall)", "false loci", "λGC null chr."]
     if joint:
-        titles += ["joint-test loci", "joint: planted major found (recall)", "joint: false loci"]
+        titles += ["joint-test loci", "joint: planted major found (recall)", "joint: false loci",
+                   "joint: λGC null chr."]
     titles.append("replicated across eyes")
     titles += [f"{p.label} {METRIC_DISPLAY.get(p.metric, p.metric)}" for p in probes]
     titles.append("retrieval top-1 (chance)")
@@ -309,7 +316,7 @@ def markdown_table(table: pl.DataFrame, probes: Sequence[Probe], header: str) ->
         if joint:
             cells += [_fmt(row["n_loci_joint"], 0),
                       _found(row, "major_found_joint", "major_recall_joint"),
-                      _fmt(row["false_loci_joint"], 0)]
+                      _fmt(row["false_loci_joint"], 0), _fmt(row["lambda_gc_null_joint"], 3)]
         cells.append(_fmt(row["replicated_loci"], 0))
         cells += [_probe_cell(row, p) for p in probes]
         top1 = row["retrieval_top1"]

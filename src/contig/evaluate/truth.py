@@ -22,7 +22,9 @@ distance.
 
 Joint test: with loci of the joint multivariate test (``joint_loci_paths``, same columns), each
 method's summary row gains the joint-test columns (``*_joint``: loci, false loci, planted major
-and burden found), and the per-locus table a ``test`` column (``combined`` or ``joint``).
+and burden found), and the per-locus table a ``test`` column (``combined`` or ``joint``). With
+the combined table of a method (``combined_paths``, ``contig gwas``'s OUT.combined.parquet), also
+``lambda_gc_null_joint``: λGC of the joint test over the variants of the null chromosomes.
 
 Calibration: λGC over the variants of the null chromosomes (1..n_chromosomes minus the causal
 chromosomes that the simulator actually used, :meth:`SimulationConfig.resolved_causal_chromosomes`),
@@ -246,6 +248,20 @@ def found_elements(loci: pl.DataFrame, planted: pl.DataFrame, role: str,
 # calibration
 
 
+def joint_null_lambda(combined_path: str | Path, null_chroms: Sequence[str]) -> float | None:
+    """λGC of the joint test (column ``LOG10P_JOINT`` of a combined table) over the variants on
+    ``null_chroms`` that have a p-value; None when there are none."""
+    table = read_sumstats(combined_path)
+    if "LOG10P_JOINT" not in table.columns:
+        raise InputError("no LOG10P_JOINT column (a combined table of `contig gwas`?)",
+                         combined_path)
+    wanted = [str(c) for c in null_chroms]
+    lp = (table.with_columns(normalize_chrom(pl.col("CHROM"))).filter(pl.col("CHROM").is_in(wanted))
+          ["LOG10P_JOINT"].fill_null(np.nan).to_numpy())
+    lp = lp[np.isfinite(lp)]
+    return lambda_gc(lp) if lp.size else None
+
+
 def null_lambdas(pheno_paths: Mapping[str, str | Path], null_chroms: Sequence[str]) -> pl.DataFrame:
     """λGC of each phenotype over its variants on ``null_chroms``: ``PHENO N_VARIANTS LAMBDA_GC``
     (N_VARIANTS counts variants with a p-value; LAMBDA_GC null when there are none)."""
@@ -336,11 +352,15 @@ def _only_for_methods_with_loci(named: Mapping[str, str | Path], loci_paths: Map
 def truth_check(loci_paths: Mapping[str, str | Path], truth_path: str | Path,
                 simulation_json: str | Path, window_kb: float = TruthSettings.window_kb,
                 pheno_sumstats: Mapping[str, str | Path] | None = None,
-                joint_loci_paths: Mapping[str, str | Path] | None = None) -> TruthCheck:
+                joint_loci_paths: Mapping[str, str | Path] | None = None,
+                combined_paths: Mapping[str, str | Path] | None = None) -> TruthCheck:
     """Check every method's loci against the truth; λGC on null chromosomes for the methods in
     ``pheno_sumstats`` (see :func:`phenotype_sumstats_paths`; methods without get null λ); with
-    ``joint_loci_paths``, the joint-test columns (null for methods without joint loci)."""
+    ``joint_loci_paths``, the joint-test columns (null for methods without joint loci); with
+    ``combined_paths``, the joint test's λGC on the null chromosomes."""
     pheno_sumstats, joint = dict(pheno_sumstats or {}), dict(joint_loci_paths or {})
+    combined = dict(combined_paths or {})
+    _only_for_methods_with_loci(combined, loci_paths, "combined tables")
     _only_for_methods_with_loci(pheno_sumstats, loci_paths, "summary statistics")
     _only_for_methods_with_loci(joint, loci_paths, "joint-test loci")
     planted = read_truth(truth_path)
@@ -362,10 +382,14 @@ def truth_check(loci_paths: Mapping[str, str | Path], truth_path: str | Path,
                                                            window_bp, null_chroms)
             row |= joint_row
             classified = pl.concat([classified, joint_classified], how="diagonal_relaxed")
+        if method in combined:
+            row["lambda_gc_null_joint"] = joint_null_lambda(combined[method], null_chroms)
         rows.append(row)
         loci_tables.append(classified)
     schema = SUMMARY_SCHEMA | ({joint_name: SUMMARY_SCHEMA[name] for name, joint_name
                                 in JOINT_COLUMNS.items()} if joint else {})
+    if combined:
+        schema = schema | {"lambda_gc_null_joint": pl.Float64}
     summary = pl.DataFrame([{c: row.get(c) for c in schema} for row in rows], schema=schema,
                            orient="row")
     lambdas_all = pl.concat(lambda_tables) if lambda_tables else pl.DataFrame(schema=LAMBDA_SCHEMA)
