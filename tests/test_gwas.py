@@ -53,6 +53,46 @@ def cohort(tmp_path_factory):
     return c, pheno, covar, y, cov, keep
 
 
+def test_minus_nine_in_the_phenotype_file_is_missing_as_in_plink2(cohort, tmp_path, caplog):
+    """plink2 reads -9 in a phenotype file as missing (--input-missing-phenotype): two -9 cells
+    give exactly the results of NA there, are counted, and `none` makes them values again."""
+    c, pheno, covar, y, cov, keep = cohort
+    table = pl.read_csv(pheno, separator="\t", null_values="NA")
+    coded = table.with_columns(pl.when(pl.int_range(pl.len()).is_in([10, 20])).then(-9.0)
+                               .otherwise(pl.col("y1")).alias("y1"))
+    as_na = table.with_columns(pl.when(pl.int_range(pl.len()).is_in([10, 20])).then(None)
+                               .otherwise(pl.col("y1")).alias("y1"))
+    coded.write_csv(tmp_path / "coded.tsv", separator="\t", null_value="NA")
+    as_na.write_csv(tmp_path / "na.tsv", separator="\t", null_value="NA")
+    with_code = run_gwas(c.prefix, tmp_path / "coded.tsv", covar)
+    with_na = run_gwas(c.prefix, tmp_path / "na.tsv", covar)
+    assert with_code.n_samples == with_na.n_samples == keep.sum() - 2
+    assert with_code.counts["pheno_missing_code"] == 2 and with_na.counts["pheno_missing_code"] == 0
+    np.testing.assert_array_equal(with_code.beta, with_na.beta)
+    as_values = run_gwas(c.prefix, tmp_path / "coded.tsv", covar, missing_phenotype=None)
+    assert as_values.n_samples == keep.sum() and as_values.counts["pheno_missing_code"] == 0
+    with caplog.at_level(logging.INFO, logger="contig"):
+        assert main(["gwas", "--bfile", str(c.prefix), "--pheno", str(tmp_path / "coded.tsv"),
+                     "--covar", str(covar), "--out", str(tmp_path / "cli"), "--formats", "parquet"]) == 0
+    assert "read as missing: 2" in caplog.text
+    with pytest.raises(SystemExit):
+        main(["gwas", "--bfile", str(c.prefix), "--pheno", str(pheno), "--covar", str(covar),
+              "--out", str(tmp_path / "x"), "--input-missing-phenotype", "minus"])
+
+
+def test_missing_codes_in_sheets_are_warned_about(tmp_path):
+    from contig.core.tables import special_code_warnings
+
+    sheet = pl.DataFrame({"IID": ["a", "b", "c", "d"], "smoking": [-3, 1, -1, -3],
+                          "age": [50.0, -9.0, 61.5, 70.0], "batch": ["x", "y", "-9", "x"],
+                          "clean": [1, 2, 3, 4]})
+    warnings = special_code_warnings(sheet, ["smoking", "age", "batch", "clean"], "s.tsv", "sheet")
+    assert len(warnings) == 3
+    assert "column smoking" in warnings[0] and "1 x -1, 2 x -3" in warnings[0]
+    assert "column age" in warnings[1] and "1 x -9" in warnings[1]
+    assert "column batch" in warnings[2] and warnings[2].startswith("s.tsv: ")
+
+
 @pytest.mark.parametrize("device", ["cpu", "cpu-torch"])
 def test_equals_statsmodels_on_mean_imputed_genotypes(cohort, device):
     c, pheno, covar, y, cov, keep = cohort

@@ -88,3 +88,23 @@ def paths_by_name(pairs: Sequence[tuple[str, str]], option: str) -> dict[str, st
             raise InputError(f"{option}: {name!r} given twice ({out[name]} and {path})", "command line")
         out[name] = path
     return out
+
+
+def missing_code(text: str) -> float | None:
+    """argparse type of ``--input-missing-phenotype``: a number, or ``none`` for no code."""
+    if text.lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor none") from None
+    if value != value:
+        raise argparse.ArgumentTypeError("NaN is not a missing code (NA already is missing)")
+    return value
+
+
+def add_missing_phenotype_argument(parser: argparse.ArgumentParser, default: float) -> None:
+    """plink2's ``--input-missing-phenotype``: this value in the phenotype file means missing."""
+    parser.add_argument("--input-missing-phenotype", type=missing_code, default=default,
+                        metavar="VALUE", help="phenotype values equal to this are missing, as in "
+                        f"plink2 (default {default:g}); none = no such code")

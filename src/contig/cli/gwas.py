@@ -8,8 +8,9 @@ import logging
 
 import numpy as np
 
-from contig.cli.argtypes import float_in, non_negative_int, positive_int
+from contig.cli.argtypes import add_missing_phenotype_argument, float_in, non_negative_int, positive_int
 from contig.gwas.association import DTYPES, SCAN_DEFAULTS, GwasResult, run_gwas
+from contig.gwas.inputs import MISSING_PHENOTYPE
 from contig.gwas.stats import lambda_gc
 from contig.gwas.sumstats import PER_PHENO_FORMATS, write_gwas_outputs, write_gwas_part
 
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TSV: IID + numeric phenotype columns (NA = missing; people missing any "
                              "phenotype are dropped)")
     parser.add_argument("--covar", required=True, help="TSV: IID + numeric covariate columns")
+    add_missing_phenotype_argument(parser, MISSING_PHENOTYPE)
     outputs = parser.add_mutually_exclusive_group(required=True)
     outputs.add_argument("--out",
                          help="output prefix: OUT.<pheno>.tsv.gz/.parquet, OUT.combined.parquet/.tsv.gz "
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_gwas(args.bfile, args.pheno, args.covar, loco=args.loco, chunk_size=args.chunk_size,
                       device=args.device, dtype=args.dtype, maf=args.maf, chroms=args.chrom,
                       pheno_cols=args.pheno_cols, covar_cols=args.covar_cols, threads=args.threads,
-                      allow_empty=args.part_out is not None)
+                      allow_empty=args.part_out is not None,
+                      missing_phenotype=args.input_missing_phenotype)
     log_counts(result, args.maf)
     if args.part_out is not None:
         write_gwas_part(result, args.part_out)
@@ -89,6 +92,9 @@ def log_counts(result: GwasResult, maf: float) -> None:
              f", {c['missing_loco']} missing a LOCO prediction" if "missing_loco" in c else "", c["used"])
     log.info("phenotype rows not in .fam: %d; covariate rows not in .fam: %d", c["pheno_not_in_fam"],
              c["covar_not_in_fam"])
+    if c.get("pheno_missing_code"):
+        log.info("phenotype values equal to the missing code (--input-missing-phenotype) read as "
+                 "missing: %d", c["pheno_missing_code"])
     if "variants_other_chrom" in c:
         log.info("variants on other chromosomes skipped: %d", c["variants_other_chrom"])
     if "variants_below_maf" in c:

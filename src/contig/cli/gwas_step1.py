@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from contig.cli.argtypes import int_at_least, non_negative_int, positive_int
+from contig.cli.argtypes import (
+    add_missing_phenotype_argument,
+    int_at_least,
+    non_negative_int,
+    positive_int,
+)
+from contig.gwas.inputs import MISSING_PHENOTYPE
 from contig.gwas.step1 import STEP1_DEFAULTS, run_step1, write_loco
 
 log = logging.getLogger("contig.gwas.step1")
@@ -17,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PLINK 1 prefix, or a pattern with {chrom} for per-chromosome filesets")
     parser.add_argument("--pheno", required=True, help="TSV: IID + numeric phenotype columns")
     parser.add_argument("--covar", required=True, help="TSV: IID + numeric covariate columns")
+    add_missing_phenotype_argument(parser, MISSING_PHENOTYPE)
     parser.add_argument("--out", required=True, help="output prefix: OUT.loco.tsv.gz, OUT.step1.tsv")
     parser.add_argument("--block-size", type=positive_int, default=defaults.block_size,
                         help=f"variants per level-0 block (default {defaults.block_size})")
@@ -28,10 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = run_step1(args.bfile, args.pheno, args.covar, block_size=args.block_size,
-                       n_folds=args.folds, seed=args.seed)
+                       n_folds=args.folds, seed=args.seed,
+                       missing_phenotype=args.input_missing_phenotype)
     c = result.counts
-    log.info("people: %d in .fam; dropped %d missing a phenotype, %d missing a covariate; %d used",
-             c["fam"], c["missing_pheno"], c["missing_covar"], c["used"])
+    log.info("people: %d in .fam; dropped %d missing a phenotype (%d values equal to the missing "
+             "code), %d missing a covariate; %d used", c["fam"], c["missing_pheno"],
+             c["pheno_missing_code"], c["missing_covar"], c["used"])
     log.info("variants: %d, of which %d monomorphic among the people used (skipped); %d blocks",
              c["variants"], c["monomorphic"], c["blocks"])
     for name, h2, r2 in zip(result.pheno_names, result.level1_h2, result.cv_r2):

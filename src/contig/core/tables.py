@@ -76,12 +76,15 @@ class NumericTable:
     iid: np.ndarray  # (n_people,) str
     values: np.ndarray  # (n_people, n_columns) float64
     columns: list[str]
+    missing_coded: int = 0  # cells read as missing because they held the missing code
 
 
 def read_numeric_table(path: str | Path, columns: Sequence[str] | None = None,
-                       what: str = "table") -> NumericTable:
+                       what: str = "table", missing_code: float | None = None) -> NumericTable:
     """Read ``IID`` (after an optional leading ``FID``/``#FID``) + numeric columns (all, or
-    ``columns``); empty cells and ``NA`` are missing; text in a numeric cell is an InputError."""
+    ``columns``); empty cells and ``NA`` are missing, and so are cells equal to ``missing_code``
+    (plink2's ``--input-missing-phenotype``, -9 for phenotype files; counted in
+    ``missing_coded``); text in a numeric cell is an InputError."""
     path = Path(path)
     table = read_tsv(path)
     names = list(table.columns)
@@ -117,4 +120,33 @@ def read_numeric_table(path: str | Path, columns: Sequence[str] | None = None,
         infinite = np.isinf(values[:, j])
         if infinite.any():
             raise InputError("infinite value", path, int(np.flatnonzero(infinite)[0]) + 2, column)
-    return NumericTable(path, table["IID"].to_numpy().astype(str), values, list(columns))
+    coded = 0
+    if missing_code is not None:
+        is_code = values == missing_code
+        coded = int(is_code.sum())
+        values[is_code] = np.nan
+    return NumericTable(path, table["IID"].to_numpy().astype(str), values, list(columns), coded)
+
+
+SPECIAL_CODES = ("-9", "-1", "-3")
+"""Values that often mean "missing" rather than a number: PLINK's missing code (-9) and UK
+Biobank's "do not know" (-1) and "prefer not to answer" (-3)."""
+
+
+def special_code_warnings(sheet: pl.DataFrame, columns: Sequence[str], path: str | Path,
+                          what: str) -> list[str]:
+    """One warning per column of ``sheet`` holding any of :data:`SPECIAL_CODES` (as written in
+    the file, or as the same number), naming the file, column and counts; read as values."""
+    warnings = []
+    for column in columns:
+        text = sheet[column].cast(pl.Utf8, strict=False)
+        number = sheet[column].cast(pl.Float64, strict=False)
+        found = {code: int(((text == code) | (number == float(code))).fill_null(False).sum())
+                 for code in SPECIAL_CODES}
+        found = {code: n for code, n in found.items() if n}
+        if found:
+            counts = ", ".join(f"{n} x {code}" for code, n in found.items())
+            warnings.append(f"{path}: column {column} of the {what} holds {counts}: read as values; "
+                            "if they are missing codes (PLINK -9, UK Biobank -1 'do not know', -3 "
+                            "'prefer not to answer'), write them as NA")
+    return warnings

@@ -3,6 +3,7 @@ a trait sheet, and the people they share."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,11 +13,12 @@ import numpy as np
 import polars as pl
 
 from contig.core.errors import InputError
-from contig.core.tables import read_tsv
+from contig.core.tables import read_tsv, special_code_warnings
 from contig.gwas.phenotypes import read_embeddings
 
 METHOD_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 EmbeddingTable = tuple[np.ndarray, np.ndarray]  # IIDs (n,), values (n, d)
+log = logging.getLogger("contig.evaluate.probes")
 
 
 @dataclass
@@ -86,6 +88,8 @@ def read_labels(path: str | Path,
     if not columns:
         raise InputError("no label columns besides IID", path)
     check_iids(sheet, path)
+    for warning in special_code_warnings(sheet, list(dict.fromkeys(columns)), path, "label sheet"):
+        log.warning(warning)
     labels = []
     for name in dict.fromkeys(columns):
         values = sheet[name]

@@ -61,7 +61,12 @@ import polars as pl
 from contig.core.errors import InputError
 from contig.genotypes.plinkio import FilesetReaders, Genotypes, VariantChunk, count_genotypes, read_genotypes
 from contig.gwas.backends import auto_chunk_size, make_backend, single_threaded_blas
-from contig.gwas.inputs import AssociationData, covariate_basis, load_association_data
+from contig.gwas.inputs import (
+    MISSING_PHENOTYPE,
+    AssociationData,
+    covariate_basis,
+    load_association_data,
+)
 from contig.gwas.stats import f_test_log10p, preload_scipy_special, t_test_log10p
 
 log = logging.getLogger("contig.gwas.association")
@@ -405,7 +410,8 @@ def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | 
              device: str = SCAN_DEFAULTS.device, dtype: str = SCAN_DEFAULTS.dtype,
              maf: float = SCAN_DEFAULTS.maf, chroms: Sequence[str] | None = None,
              pheno_cols: Sequence[str] | None = None, covar_cols: Sequence[str] | None = None,
-             threads: int = SCAN_DEFAULTS.threads, allow_empty: bool = False) -> GwasResult:
+             threads: int = SCAN_DEFAULTS.threads, allow_empty: bool = False,
+             missing_phenotype: float | None = MISSING_PHENOTYPE) -> GwasResult:
     """Association of every phenotype with every variant, and the joint test (module docstring).
 
     ``threads`` workers each take the next chunk of variants and carry it from decoding to
@@ -417,7 +423,8 @@ def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | 
     settings.validate()
     preload_scipy_special()
     genotypes = bfile if isinstance(bfile, Genotypes) else Genotypes.open(bfile)
-    data = load_association_data(genotypes, pheno, covar, loco, pheno_cols, covar_cols)
+    data = load_association_data(genotypes, pheno, covar, loco, pheno_cols, covar_cols,
+                                 missing_phenotype)
     n, p = data.phenotypes.shape
     q = covariate_basis(data.covariates, data.covar_names, covar)
     df = n - q.shape[1] - 1

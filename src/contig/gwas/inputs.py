@@ -71,11 +71,18 @@ def _membership_counts(fam_iid: np.ndarray, phen: NumericTable, cov: NumericTabl
     return counts
 
 
+MISSING_PHENOTYPE = -9.0
+"""plink2's default ``--input-missing-phenotype``: this value in a phenotype file means missing."""
+
+
 def load_association_data(genotypes: Genotypes, pheno: str | Path, covar: str | Path,
                           loco: str | Path | None = None, pheno_cols: Sequence[str] | None = None,
-                          covar_cols: Sequence[str] | None = None) -> AssociationData:
-    """Join phenotypes, covariates (and LOCO predictions) with the .fam; drop incomplete people."""
-    phen = read_numeric_table(pheno, pheno_cols, what="phenotype file")
+                          covar_cols: Sequence[str] | None = None,
+                          missing_phenotype: float | None = MISSING_PHENOTYPE) -> AssociationData:
+    """Join phenotypes, covariates (and LOCO predictions) with the .fam; drop incomplete people.
+    Phenotype cells equal to ``missing_phenotype`` (None: no such code) are missing, as in
+    plink2; how many is counted (``pheno_missing_code``)."""
+    phen = read_numeric_table(pheno, pheno_cols, what="phenotype file", missing_code=missing_phenotype)
     cov = read_numeric_table(covar, covar_cols, what="covariate file")
     fam_iid = genotypes.fam["IID"].to_numpy().astype(str)
     pheno_pos = {p: i for i, p in enumerate(phen.iid)}
@@ -86,6 +93,7 @@ def load_association_data(genotypes: Genotypes, pheno: str | Path, covar: str | 
         loco_iid, loco_values = read_loco(loco, phen.columns)
         loco_pos = {p: i for i, p in enumerate(loco_iid)}
     counts = _membership_counts(fam_iid, phen, cov, loco_pos)
+    counts["pheno_missing_code"] = phen.missing_coded
     in_all = np.array([p in pheno_pos and p in covar_pos and (loco_pos is None or p in loco_pos)
                        for p in fam_iid])
     if not in_all.any():

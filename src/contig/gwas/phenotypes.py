@@ -34,7 +34,7 @@ import polars as pl
 
 from contig.core.atomic import atomic_paths
 from contig.core.errors import InputError
-from contig.core.tables import NumericTable, read_numeric_table, read_tsv
+from contig.core.tables import NumericTable, read_numeric_table, read_tsv, special_code_warnings
 
 log = logging.getLogger("contig.gwas.phenotypes")
 
@@ -118,6 +118,9 @@ def build_covariates(covariates: str | Path, quantitative: Sequence[str], catego
     """
     covariates = Path(covariates)
     sheet = read_tsv(covariates, required=["IID", *quantitative, *categorical])
+    for warning in special_code_warnings(sheet, [*quantitative, *categorical], covariates,
+                                         "covariate sheet"):
+        log.warning(warning)
     duplicated = sheet["IID"].is_duplicated()
     if duplicated.any():
         row = int(duplicated.arg_true()[1]) + 2

@@ -36,7 +36,12 @@ import polars as pl
 from contig.core.atomic import atomic_paths
 from contig.core.errors import InputError
 from contig.genotypes.plinkio import MISSING, Genotypes
-from contig.gwas.inputs import LOCO_SEPARATOR, covariate_basis, load_association_data
+from contig.gwas.inputs import (
+    LOCO_SEPARATOR,
+    MISSING_PHENOTYPE,
+    covariate_basis,
+    load_association_data,
+)
 
 H2_GRID = (0.01, 0.25, 0.5, 0.75, 0.99)
 
@@ -107,11 +112,13 @@ def run_step1(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str |
               block_size: int = STEP1_DEFAULTS.block_size, n_folds: int = STEP1_DEFAULTS.n_folds,
               h2_grid: Sequence[float] = H2_GRID, seed: int = STEP1_DEFAULTS.seed,
               pheno_cols: Sequence[str] | None = None,
-              covar_cols: Sequence[str] | None = None) -> Step1Result:
+              covar_cols: Sequence[str] | None = None,
+              missing_phenotype: float | None = MISSING_PHENOTYPE) -> Step1Result:
     """Level-0 and level-1 ridge regressions and LOCO predictions (see the module docstring)."""
     Step1Settings(block_size, n_folds, seed).validate()
     genotypes = bfile if isinstance(bfile, Genotypes) else Genotypes.open(bfile)
-    data = load_association_data(genotypes, pheno, covar, None, pheno_cols, covar_cols)
+    data = load_association_data(genotypes, pheno, covar, None, pheno_cols, covar_cols,
+                                 missing_phenotype)
     n, p = data.phenotypes.shape
     if n < 2 * n_folds:
         raise InputError(f"{n} people are too few for {n_folds}-fold cross-validation", pheno)
