@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from contig.scores.burden import burden_scores, output_paths, read_gene_table
+from contig.scores.burden import (burden_scores, gene_burden, output_paths, read_gene_table,
+                                  write_burden_outputs)
 from contig.cli import main
 from contig.core.errors import InputError
 from contig.scores.modality import load_modality
@@ -155,10 +156,10 @@ def test_cli_writes_sparse_modality_and_gene_table(cohort, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--genes", "{tmp}/missing.tsv"], "missing.tsv: file not found"),
-    (["--genes", "{tmp}/nogene.tsv"], "no gene has at least 1 carrier"),
+    (["--genes", "{tmp}/badstart.tsv"], "badstart.tsv, row 2, column 'start'"),
 ])
 def test_cli_bad_input_exits_2_without_outputs(cohort, tmp_path, capsys, args, message):
-    (tmp_path / "nogene.tsv").write_text("chrom\tstart\tend\tgene\n9\t1\t10\tA\n")
+    (tmp_path / "badstart.tsv").write_text("chrom\tstart\tend\tgene\n9\t0\t10\tA\n")
     out = tmp_path / "res" / "burden"
     argv = ["burden", "--bfile", str(cohort["prefix"]), "--out", str(out)] + \
         [a.format(tmp=tmp_path) for a in args]
@@ -188,3 +189,41 @@ def test_simulated_cohort_burden_equals_brute_force(sim_cohort, tmp_path):
     for g, gene in enumerate(first["gene"]):
         column = modality.X[:, kept[gene]].toarray().ravel() if gene in kept else np.zeros(len(expected))
         np.testing.assert_allclose(column, expected[:, g], rtol=1e-6)
+
+
+def test_no_rare_variant_gives_an_empty_modality(cohort, tmp_path, caplog):
+    """Common-variant data: with 80 people no polymorphic variant has MAF <= 0.001, so no gene is
+    kept; the stage writes a modality with zero features and every person, and warns."""
+    expected, n_variants, _ = brute_force(cohort["G"], cohort["bim"], REGIONS, 0.001, "carrier")
+    assert not expected.any() and sum(n_variants) == 0  # the oracle agrees nothing is rare
+    with caplog.at_level("WARNING", logger="contig.scores.burden"):
+        result = gene_burden(cohort["prefix"], cohort["genes"], max_maf=0.001)
+    assert "no gene has at least 1 carrier(s) of rare variants (MAF <= 0.001)" in caplog.text
+    paths = write_burden_outputs(result, tmp_path / "burden", "carrier")
+    modality = load_modality(paths["modality"])
+    assert modality.X.shape == (80, 0) and modality.feature.tolist() == []
+    assert modality.iid.tolist() == [f"i{i}" for i in range(80)]
+    genes = pl.read_csv(paths["genes"], separator="\t")
+    assert genes["gene"].to_list() == ["G1", "G2", "G3", "G_empty", "G_nochrom"]
+    assert genes["n_variants"].to_list() == n_variants and not genes["kept"].any()
+    out = tmp_path / "cli" / "burden"
+    assert main(["burden", "--bfile", str(cohort["prefix"]), "--genes", str(cohort["genes"]),
+                 "--out", str(out), "--max-maf", "0.001"]) == 0
+    assert load_modality(output_paths(out)["modality"]).X.shape == (80, 0)
+
+
+def test_workflow_runs_burden_only_for_training():
+    """Static check of the rule files: the burden rule's outputs are asked for by a full run only
+    when ``pretrain.modalities`` names burden, and by no rule except through that list."""
+    import re
+
+    from helpers.workflow import ROOT
+
+    rules = {p.name: p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk")}
+    body = re.search(r"def final_outputs\(\):\n(.*?)\n\n\n", rules["common.smk"], re.S).group(1)
+    assert re.search(r'\["results/scores/burden\.npz"\]\s*if "burden" in config\["pretrain"\]'
+                     r'\["modalities"\]', body)
+    for name, text in rules.items():
+        others = text.replace('"results/scores/burden.npz"', "", 1 if name == "common.smk" else 0)
+        if name != "scores.smk":  # the rule itself
+            assert "burden.npz" not in others and "burden.genes" not in others, name

@@ -22,6 +22,7 @@ LIBRARY_DEFAULTS = {
     "pca.n_pcs": "contig.genotypes.pca:PCASettings.n_pcs",
     "pca.seed": "contig.genotypes.pca:PCASettings.seed",
     "prs.min_overlap": "contig.scores.prs:PrsSettings.min_overlap",
+    "prs.on_low_overlap": "contig.scores.prs:PrsSettings.on_low_overlap",
     "prs.keep_ambiguous": "contig.scores.prs:PrsSettings.keep_ambiguous",
     "prs.mean_imputation": "contig.scores.prs:PrsSettings.mean_imputation",
     "burden.max_maf": "contig.scores.burden:BurdenSettings.max_maf",

@@ -386,3 +386,62 @@ def test_simulated_cohort_scores_equal_plink2(sim_cohort, tmp_path):
         expected = plink2_score(sim_cohort / "genotypes", oracle, tmp_path / score, True)
         np.testing.assert_allclose(ours[f"{score}_SUM"].to_numpy(), expected["W_SUM"].to_numpy(),
                                    rtol=5e-6, atol=1e-9)
+
+
+def write_low_overlap_copy(cohort: dict, path: Path, score_id: str) -> Path:
+    """A scoring file of ``score_id`` whose rows are the cohort's first score plus 2000 absent ones
+    (under 20% matched)."""
+    rows = [{"rsID": f"rsY{k}", "chr_name": "4", "chr_position": 500 + k, "effect_allele": "C",
+             "other_allele": "T", "effect_weight": 0.2} for k in range(2000)]
+    first = pl.read_csv(cohort["scores"][0], separator="\t", comment_prefix="#")
+    return write_scoring_file(path, first.to_dicts() + rows,
+                              header=f"#pgs_id={score_id}\n#genome_build=GRCh37\n")
+
+
+@pytest.mark.plink2
+def test_low_overlap_score_is_skipped_and_listed(cohort, tmp_path):
+    low = write_low_overlap_copy(cohort, tmp_path / "PGS000009.txt", "PGS000009")
+    paths = [cohort["scores"][0], low, *cohort["scores"][1:]]
+    out = tmp_path / "res" / "prs"
+    result = run_prs(cohort["prefix"], paths, out, min_overlap=0.5)
+    assert result.score_ids == ["PGS000001", "PGS000002", "PGS000003"]
+    summary = pl.read_csv(output_paths(out)["summary"], separator="\t")
+    assert summary["score"].to_list() == ["PGS000001", "PGS000009", "PGS000002", "PGS000003"]
+    assert summary["status"].to_list() == ["used", "skipped", "used", "used"]
+    skipped = summary.row(1, named=True)
+    assert skipped["fraction"] < 0.5 and "below --min-overlap 0.5" in skipped["reason"]
+    assert load_modality(output_paths(out)["modality"]).feature.tolist() == result.score_ids
+    for j, score in enumerate(result.score_ids):
+        expected = plink2_score(cohort["prefix"], cohort["oracle"][score], tmp_path / score, True)
+        np.testing.assert_allclose(result.sums[:, j], expected["W_SUM"].to_numpy(), rtol=5e-6, atol=1e-9)
+        np.testing.assert_array_equal(result.denom[:, j], expected["DENOM"].to_numpy())
+
+
+def test_every_score_below_overlap_fails_without_outputs(small_bfile, tmp_path, capsys):
+    a = write_scoring_file(tmp_path / "PGS000030.txt", CRAFTED_ROWS)
+    b = write_scoring_file(tmp_path / "PGS000031.txt", CRAFTED_ROWS)
+    out = tmp_path / "res" / "prs"
+    code = main(["prs", "--bfile", str(small_bfile), "--scores", str(a), str(b), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith(f"contig prs: error: {a}: score PGS000030: only 4 of 8")
+    assert "every score (and the other 1) is below --min-overlap" in err[-1]
+    assert not any(p.exists() for p in output_paths(out).values())
+
+
+def test_on_low_overlap_fail_names_the_file(small_bfile, tmp_path, capsys):
+    good = write_scoring_file(tmp_path / "PGS000032.txt", CRAFTED_ROWS)
+    low = write_scoring_file(tmp_path / "PGS000033.txt", CRAFTED_ROWS + [
+        {**CRAFTED_ROWS[6], "rsID": f"z{k}", "chr_position": 90_000 + k} for k in range(8)])
+    out = tmp_path / "res" / "prs"
+    argv = ["prs", "--bfile", str(small_bfile), "--scores", str(good), str(low), "--out", str(out),
+            "--min-overlap", "0.5"]
+    assert main(argv) == 0  # skip (the default): PGS000033 (4 of 16 matched) is left out
+    summary = pl.read_csv(output_paths(out)["summary"], separator="\t")
+    assert summary["status"].to_list() == ["used", "skipped"]
+    assert load_modality(output_paths(out)["modality"]).feature.tolist() == ["PGS000032"]
+    out2 = tmp_path / "res2" / "prs"
+    assert main(argv[:-3] + [str(out2), "--min-overlap", "0.5", "--on-low-overlap", "fail"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"contig prs: error: {low}: score PGS000033: only 4 of 16")
+    assert not any(p.exists() for p in output_paths(out2).values())

@@ -510,3 +510,30 @@ def test_cli_refuses_settings_that_only_validate_can_check(tmp_path, capsys):
     assert main([*argv, "--batch-size", "1"]) == 2
     assert "batch size >= 2" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _write_empty_modality(path: Path, iid: np.ndarray) -> str:
+    """A modality with every person and zero features (burden on common-variant data)."""
+    import scipy.sparse as sp
+    from contig.scores.modality import Modality, save_modality
+    save_modality(path, Modality(iid, np.array([], dtype=str), sp.csr_matrix((len(iid), 0), dtype=np.float32)))
+    return str(path)
+
+
+def test_modality_without_features_is_left_out(toy, tmp_path, caplog):
+    """Training with an empty burden modality equals training without it, and says so; with only
+    empty modalities there is nothing to align with: a one-line InputError."""
+    from contig.core.errors import InputError
+    from contig.scores.modality import load_modality
+    cache, mods, _ = toy
+    iid = load_modality(mods["snps"]).iid
+    burden = _write_empty_modality(tmp_path / "burden.npz", iid)
+    caplog.set_level(logging.WARNING)
+    with_empty = train(tiny_config(cache, mods | {"burden": burden}, tmp_path / "e", epochs=1))
+    assert "modality burden has no features: left out of the loss" in caplog.text
+    without = train(tiny_config(cache, mods, tmp_path / "w", epochs=1))
+    keys = list(_weights(with_empty))
+    assert any("snps" in k for k in keys) and not any("burden" in k for k in keys)
+    assert _same_weights(_weights(with_empty), _weights(without))
+    with pytest.raises(InputError, match="no modality has any feature \\(burden\\): method contig"):
+        prepare_data(tiny_config(cache, {"burden": burden}, tmp_path / "none", epochs=1))

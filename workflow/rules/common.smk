@@ -188,7 +188,12 @@ def final_outputs():
         "results/genotypes/cohort.qc.tsv",
         "results/genotypes/pca_plot.png",
         "results/scores/prs.npz",
-        "results/scores/burden.npz",
+        # burden only feeds training: no rare-variant scan unless a model reads it
+        *(
+            ["results/scores/burden.npz"]
+            if "burden" in config["pretrain"]["modalities"]
+            else []
+        ),
         *expand(
             "results/pretrain/{method}/{fold}/curves.png", method=METHODS, fold=FOLDS
         ),

@@ -70,6 +70,7 @@ rule prs:
         options=command_options(
             {
                 "--min-overlap": config["prs"]["min_overlap"],
+                "--on-low-overlap": config["prs"]["on_low_overlap"],
                 "--keep-ambiguous": config["prs"]["keep_ambiguous"],
                 "--no-mean-imputation": not config["prs"]["mean_imputation"],
                 "--genome-build": config["prs"]["genome_build"],

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from contig.cli.argtypes import float_in, positive_int
-from contig.scores.prs import DEFAULTS, output_paths, run_prs
+from contig.scores.prs import DEFAULTS, LOW_OVERLAP_ACTIONS, output_paths, run_prs
 
 log = logging.getLogger("contig.scores.prs")
 
@@ -19,8 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True,
                         help="output prefix: OUT.scores.tsv, OUT.npz, OUT.match.tsv.gz, OUT.summary.tsv")
     parser.add_argument("--min-overlap", type=float_in(0.0, 1.0), default=DEFAULTS.min_overlap,
-                        help="fail if a score has fewer than this fraction of its variants matched "
-                             f"(default {DEFAULTS.min_overlap:g})")
+                        help="a score with fewer than this fraction of its variants matched is "
+                             f"skipped, or fails the run (default {DEFAULTS.min_overlap:g})")
+    parser.add_argument("--on-low-overlap", choices=LOW_OVERLAP_ACTIONS, default=DEFAULTS.on_low_overlap,
+                        help="skip a score below --min-overlap (listed in OUT.summary.tsv with the "
+                             "reason; the run fails only if no score is left) or fail the run "
+                             f"(default {DEFAULTS.on_low_overlap})")
     parser.add_argument("--keep-ambiguous", action="store_true",
                         help="keep strand-ambiguous A/T and C/G variants, assuming the .bim strand")
     parser.add_argument("--no-mean-imputation", action="store_true",
@@ -34,9 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = run_prs(args.bfile, args.scores, args.out, min_overlap=args.min_overlap,
+                     on_low_overlap=args.on_low_overlap,
                      keep_ambiguous=args.keep_ambiguous, mean_imputation=not args.no_mean_imputation,
                      genome_build=args.genome_build, chunk_size=args.chunk_size)
     paths = output_paths(args.out)
-    log.info("scored %d samples on %d scores; wrote %s", len(result.iid), len(result.score_ids),
+    n_skipped = result.summary.height - len(result.score_ids)
+    log.info("scored %d samples on %d scores (%d skipped for low overlap); wrote %s",
+             len(result.iid), len(result.score_ids), n_skipped,
              ", ".join(str(p) for p in paths.values()))
     return 0

@@ -40,7 +40,7 @@ from contig.pretrain.explain_tables import (
     snp_positions,
     summary_table,
 )
-from contig.scores.modality import Modality, load_modality
+from contig.scores.modality import Modality, load_modality, without_empty_modalities
 
 __all__ = ["ExplainInputs", "ExplainSettings", "output_paths", "run_explain", "write_outputs"]
 
@@ -107,7 +107,8 @@ def run_explain(inputs: ExplainInputs, out: str | Path, settings: ExplainSetting
         raise InputError("--truth with a snps modality needs --bim (to place the SNPs)",
                          inputs.truth)
     models = [load_explain_model(path, device) for path in inputs.checkpoints]
-    modalities = {name: load_modality(path) for name, path in inputs.modalities.items()}
+    modalities = without_empty_modalities(
+        {name: load_modality(path) for name, path in inputs.modalities.items()}, inputs.modalities)
     truth = read_truth(inputs.truth) if inputs.truth else None
     bim = read_bim(inputs.bim) if inputs.bim else None
     attr, report, context = explain_models(models, inputs.images, modalities, settings, device,

@@ -81,7 +81,7 @@ from contig.pretrain.loop import (
 )
 from contig.pretrain.metrics import evaluate, improves, selection_score, write_metrics
 from contig.pretrain.models import ContIGModel, ModelConfig, build_model
-from contig.scores.modality import load_modality
+from contig.scores.modality import Modality, load_modality, without_empty_modalities
 
 log = logging.getLogger("contig.pretrain.train")
 
@@ -106,10 +106,23 @@ class PreparedData:
     cache_size: int
 
 
+def genetic_modalities(cfg: TrainConfig) -> dict[str, Modality]:
+    """Load ``cfg.modalities``, leaving out (with a warning) those with zero features.
+
+    Raises :class:`InputError` when that leaves a method that aligns with genetics none at all.
+    """
+    loaded = {name: load_modality(path) for name, path in cfg.modalities.items()}
+    kept = without_empty_modalities(loaded, cfg.modalities)
+    if loaded and not kept and cfg.method != "simclr":
+        raise InputError(f"no modality has any feature ({', '.join(loaded)}): method {cfg.method} "
+                         "has no genetics to align with", next(iter(cfg.modalities.values())))
+    return kept
+
+
 def prepare_data(cfg: TrainConfig) -> PreparedData:
     """Load the cache index and modalities, join them per person, split (plain or fold)."""
     images, index = read_image_cache(cfg.images)
-    modalities = {name: load_modality(path) for name, path in cfg.modalities.items()}
+    modalities = genetic_modalities(cfg)
     cohort, report = build_cohort(index, modalities, cfg.join, sources=cfg.modalities)
     for line in report:
         log.info("%s", line)

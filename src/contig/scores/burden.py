@@ -243,13 +243,20 @@ def gene_burden(bfile: str | Path | Sequence[str | Path], genes_path: str | Path
                 max_maf: float = DEFAULTS.max_maf, mode: str = DEFAULTS.mode,
                 min_carriers: int = DEFAULTS.min_carriers,
                 chunk_size: int = DEFAULTS.chunk_size) -> BurdenResult:
-    """Open the genotypes and gene table, compute burden; raises if no gene is kept."""
+    """Open the genotypes and gene table, compute burden.
+
+    When no gene is kept (e.g. common-variant array data without variants of MAF <= ``max_maf``)
+    the result is still valid: its modality has zero features and every person, and a warning
+    says so; training leaves such a modality out.
+    """
     genotypes = Genotypes.open(bfile)
     genes = read_gene_table(genes_path)
     result = burden_scores(genotypes, genes, max_maf, mode, min_carriers, chunk_size)
     if not result.genes["kept"].any():
-        raise InputError(f"no gene has at least {min_carriers} carrier(s) of rare variants "
-                         f"(MAF <= {max_maf:g}) in these genotypes", genes_path)
+        log.warning("no gene has at least %d carrier(s) of rare variants (MAF <= %g) in these "
+                    "genotypes: the burden modality is empty (0 features) and training leaves it "
+                    "out; burden needs rare variants (exome or imputed data, or a higher --max-maf)",
+                    min_carriers, max_maf)
     return result
 
 

@@ -10,7 +10,9 @@ One ``.npz`` per modality holding:
 
 from __future__ import annotations
 
+import logging
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import scipy.sparse as sp
 from contig.core.atomic import atomic_path
 from contig.core.errors import InputError
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class Modality:
@@ -94,3 +97,17 @@ def load_modality(path: str | Path) -> Modality:
         return Modality(arrays.pop("iid"), arrays.pop("feature"), X, arrays)
     except (ValueError, TypeError) as error:  # inconsistent shapes or CSR arrays
         raise InputError(f"not a modality file ({str(error).splitlines()[0]})", path) from None
+
+
+def without_empty_modalities(modalities: Mapping[str, Modality],
+                             sources: Mapping[str, str | Path]) -> dict[str, Modality]:
+    """``modalities`` less those with zero features (e.g. gene burden on common-variant array
+    data), each left out with a warning naming its file in ``sources``."""
+    kept = {}
+    for name, modality in modalities.items():
+        if modality.X.shape[1] == 0:
+            log.warning("modality %s has no features: left out of the loss (%s)", name,
+                        sources.get(name, name))
+        else:
+            kept[name] = modality
+    return kept

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 USED_STATUSES = ("matched", "flipped", "strand_flipped")
 STATUSES = USED_STATUSES + ("ambiguous", "allele_mismatch", "multiallelic", "duplicate", "absent")
+LOW_OVERLAP_ACTIONS = ("skip", "fail")
 MATCH_LOG_COLUMNS = ["score", "row", "variant", "chrom", "pos", "effect_allele", "other_allele",
                      "effect_weight", "bim_id", "status", "effect_is_alt", "ambiguous"]
 
@@ -56,7 +57,8 @@ MATCH_LOG_COLUMNS = ["score", "row", "variant", "chrom", "pos", "effect_allele",
 class PrsSettings:
     """The options of :func:`polygenic_scores` (and ``contig prs``) with their defaults."""
 
-    min_overlap: float = 0.75  # fail below this fraction of a score's variants matched, in [0, 1]
+    min_overlap: float = 0.75  # a score below this fraction of its variants matched is low, in [0, 1]
+    on_low_overlap: str = "skip"  # one of LOW_OVERLAP_ACTIONS: leave such a score out, or fail
     keep_ambiguous: bool = False  # keep A/T and C/G variants, assuming the .bim strand
     mean_imputation: bool = True  # missing calls -> 2 x founder frequency (else they count nothing)
     chunk_size: int = 2048  # variants per streamed chunk
@@ -93,7 +95,7 @@ class PrsResult:
     sums: np.ndarray
     denom: np.ndarray
     match_log: pl.DataFrame | None  # None when streamed to a file
-    summary: pl.DataFrame
+    summary: pl.DataFrame  # every score, used or skipped (columns status, reason)
 
     @property
     def avg(self) -> np.ndarray:
@@ -201,15 +203,39 @@ def summarize_matches(match_log: pl.DataFrame, scorings: Sequence[ScoringFile]) 
     return pl.DataFrame(rows)
 
 
-def check_overlap(summary: pl.DataFrame, min_overlap: float) -> None:
-    """Raise naming the first score whose matched fraction is below ``min_overlap`` (or zero)."""
-    for row in summary.iter_rows(named=True):
-        if row["matched"] == 0 or row["fraction"] < min_overlap:
-            reasons = ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[3:] if row[f"n_{s}"])
-            raise InputError(
-                f"score {row['score']}: only {row['matched']} of {row['variants_in_file']} variants "
-                f"({row['fraction']:.1%}) match the genotypes, below --min-overlap {min_overlap:g}"
-                + (f" ({reasons})" if reasons else ""), row["file"])
+def low_overlap_reason(row: dict, min_overlap: float) -> str:
+    """Why a score's overlap is too low (its summary ``row``), or "" when the score can be used."""
+    if row["matched"] > 0 and row["fraction"] >= min_overlap:
+        return ""
+    dropped = ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[3:] if row[f"n_{s}"])
+    return (f"only {row['matched']} of {row['variants_in_file']} variants ({row['fraction']:.1%}) "
+            f"match the genotypes, below --min-overlap {min_overlap:g}"
+            + (f" ({dropped})" if dropped else ""))
+
+
+def with_overlap_status(summary: pl.DataFrame, min_overlap: float, on_low_overlap: str) -> pl.DataFrame:
+    """Add ``status`` (used/skipped) and ``reason`` to a one-score summary.
+
+    A score below ``min_overlap`` (or with nothing matched) is skipped with a warning, or, with
+    ``on_low_overlap="fail"``, stops the run naming its file.
+    """
+    row = summary.row(0, named=True)
+    reason = low_overlap_reason(row, min_overlap)
+    if reason and on_low_overlap == "fail":
+        raise InputError(f"score {row['score']}: {reason}", row["file"])
+    if reason:
+        log.warning("score %s skipped: %s", row["score"], reason)
+    return summary.with_columns(status=pl.lit("skipped" if reason else "used"), reason=pl.lit(reason))
+
+
+def check_some_score_used(summary: pl.DataFrame) -> None:
+    """Raise when every score was skipped for low overlap (nothing would be scored)."""
+    if (summary["status"] == "used").any():
+        return
+    first = summary.row(0, named=True)
+    others = f" (and the other {summary.height - 1})" if summary.height > 1 else ""
+    raise InputError(f"score {first['score']}: {first['reason']}; every score{others} is below "
+                     "--min-overlap: nothing left to score", first["file"])
 
 
 def build_weights(used: pl.DataFrame, score_ids: Sequence[str]) -> ScoreWeights:
@@ -337,16 +363,21 @@ def log_summary(row: dict) -> None:
 
 def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequence[str | Path],
                      min_overlap: float = DEFAULTS.min_overlap,
+                     on_low_overlap: str = DEFAULTS.on_low_overlap,
                      keep_ambiguous: bool = DEFAULTS.keep_ambiguous,
                      mean_imputation: bool = DEFAULTS.mean_imputation, genome_build: str | None = None,
                      chunk_size: int = DEFAULTS.chunk_size,
                      match_log_path: str | Path | None = None) -> PrsResult:
     """Parse and match one scoring file at a time, then score all at once.
 
-    Raises :class:`InputError` at the first score whose overlap is below ``min_overlap``, before
-    any scoring. With ``match_log_path`` the match log is streamed there (gzip TSV) instead of being
-    kept in memory (``PrsResult.match_log`` is then None): real score sets have ~10^8 rows.
+    A score whose overlap is below ``min_overlap`` is skipped (listed in the summary with its
+    reason) or, with ``on_low_overlap="fail"``, raises :class:`InputError` before any scoring; so
+    does a run where every score is skipped. With ``match_log_path`` the match log is streamed
+    there (gzip TSV) instead of being kept in memory (``PrsResult.match_log`` is then None):
+    real score sets have ~10^8 rows.
     """
+    if on_low_overlap not in LOW_OVERLAP_ACTIONS:
+        raise ValueError(f"on_low_overlap must be one of {LOW_OVERLAP_ACTIONS}")
     genotypes = Genotypes.open(bfile)
     by_site, by_id = bim_lookup_tables(genotypes.bim)
     seen: dict[str, Path] = {}
@@ -361,10 +392,11 @@ def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequ
             match_log = match_scoring_file(scoring, by_site, by_id, keep_ambiguous)
             summary = summarize_matches(match_log, [scoring])
             log_summary(summary.row(0, named=True))
-            check_overlap(summary, min_overlap)
+            summary = with_overlap_status(summary, min_overlap, on_low_overlap)
             summaries.append(summary)
-            used.append(match_log.filter(pl.col("bim_idx").is_not_null())
-                        .select("score", "bim_idx", "effect_weight", "effect_is_alt"))
+            if summary["status"][0] == "used":
+                used.append(match_log.filter(pl.col("bim_idx").is_not_null())
+                            .select("score", "bim_idx", "effect_weight", "effect_is_alt"))
             if handle is None:
                 logs.append(match_log)
             else:
@@ -373,11 +405,13 @@ def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequ
     finally:
         if handle is not None:
             handle.close()
-    score_ids = list(seen)
+    summary = pl.concat(summaries)
+    check_some_score_used(summary)
+    score_ids = summary.filter(pl.col("status") == "used")["score"].to_list()
     weights = build_weights(pl.concat(used), score_ids)
     sums, denom = compute_scores(genotypes, weights, mean_imputation, chunk_size)
     return PrsResult(genotypes.fam["IID"].to_numpy(), score_ids, sums, denom,
-                     pl.concat(logs) if logs else None, pl.concat(summaries))
+                     pl.concat(logs) if logs else None, summary)
 
 
 def scores_table(result: PrsResult) -> pl.DataFrame:
