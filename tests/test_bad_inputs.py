@@ -24,10 +24,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-import test_images
-import test_workflow_static
 from contig.cli import main
-from helpers.workflow import TINY, run_snakemake, write_config
+from helpers.images import fundus, png16, write_manifest
+from helpers.workflow import TINY, real_data_inputs, rejected_dry_run, run_snakemake, write_config
 
 N_PEOPLE = 80
 N_SNPS = 1500
@@ -285,7 +284,7 @@ def manifest_case(base, work, bad_row: tuple[str, ...] | None, header=("IID", "p
         shutil.copy(base.cohort / path, folder / path)
     good = rows if rows is not None else [tuple(r) for r in manifest.iter_rows()]
     lines = [*good[:3], bad_row, *good[3:]] if bad_row is not None else good
-    path = test_images.write_manifest(folder / "images.tsv", lines, header=header)
+    path = write_manifest(folder / "images.tsv", lines, header=header)
     return ["images", "--manifest", str(path), "--out", out(work, "cache"), "--size", "32",
             "--workers", "1", *(extra or [])], path
 
@@ -300,7 +299,7 @@ def image_row_case(base, work, name: str, column: str, message: str, make=None, 
 
 
 def _fundus(path: Path, mode: str = "RGB") -> None:
-    test_images.fundus(64, 64, (8, 8, 56, 56)).convert(mode).save(path)
+    fundus(64, 64, (8, 8, 56, 56)).convert(mode).save(path)
 
 
 def image_missing_file(base, work):
@@ -320,7 +319,7 @@ def image_not_an_image(base, work):
 def image_truncated_png(base, work):
     def make(path):
         buffer = io.BytesIO()
-        test_images.fundus(64, 64, (8, 8, 56, 56)).save(buffer, format="PNG")
+        fundus(64, 64, (8, 8, 56, 56)).save(buffer, format="PNG")
         path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
 
     return image_row_case(base, work, "images/half.png", "path", "corrupt image data", make)
@@ -334,8 +333,8 @@ def image_grayscale(base, work):
 
 def image_16bit_rgb(base, work):
     def make(path):
-        rgb = np.asarray(test_images.fundus(64, 64, (8, 8, 56, 56))).astype(np.uint16) * 257
-        path.write_bytes(test_images.png16(rgb))
+        rgb = np.asarray(fundus(64, 64, (8, 8, 56, 56))).astype(np.uint16) * 257
+        path.write_bytes(png16(rgb))
 
     return image_row_case(base, work, "images/deep.png", "path",
                           "16bit image (mode RGB); allow with --convert 16bit", make)
@@ -752,7 +751,7 @@ def config_wrong_type(base, work):
 
 
 def labels_sheet_without_iid(base, work):
-    inputs_ = test_workflow_static._real_data_inputs(inputs(work))
+    inputs_ = real_data_inputs(inputs(work))
     labels = inputs(work) / "labels.tsv"
     labels.write_text("ID\tdisease\nA\t1\n")
     inputs_["labels"] = str(labels)
@@ -761,7 +760,7 @@ def labels_sheet_without_iid(base, work):
 
 
 def covariates_sheet_age_out_of_range(base, work):
-    inputs_ = test_workflow_static._real_data_inputs(inputs(work))
+    inputs_ = real_data_inputs(inputs(work))
     sheet = Path(inputs_["covariates"])
     sheet.write_text("IID\tage\tsex\tbatch\nA\t50\t1\tb1\nB\t250\t2\tb1\n")
     return DryRun({"inputs": inputs_},
@@ -838,7 +837,7 @@ def test_bad_input_ends_in_one_line_and_leaves_nothing(case, base, tmp_path, cap
     (work / "out").mkdir()
     expect = CASES[case](base, work)
     if isinstance(expect, DryRun):
-        text = test_workflow_static.rejected_dry_run(work, expect.overrides)
+        text = rejected_dry_run(work, expect.overrides)
         assert "Traceback" not in text, text
         for message in expect.messages:
             assert message in text, text
@@ -964,7 +963,7 @@ def escaping_manifest(base, tmp_path) -> tuple[Path, list[str]]:
     escaping = ["../a.png", str(tmp_path / "b.png"), "images/link.png"]
     rows = [tuple(r) for r in manifest.iter_rows()] + [
         (f"E{k}", path, "left") for k, path in enumerate(escaping)]
-    return test_images.write_manifest(folder / "images.tsv", rows), escaping
+    return write_manifest(folder / "images.tsv", rows), escaping
 
 
 def test_escaping_paths_are_refused_unless_allowed(escaping_manifest, tmp_path):
@@ -994,7 +993,7 @@ def test_links_inside_the_folder_and_a_linked_folder_are_fine(base, tmp_path):
     _fundus(real / "stored.png")
     (real / "images" / "alias.png").symlink_to(real / "stored.png")
     rows = [tuple(r) for r in manifest.iter_rows()] + [("E1", "images/alias.png", "left")]
-    test_images.write_manifest(real / "images.tsv", rows)
+    write_manifest(real / "images.tsv", rows)
     (tmp_path / "linked").symlink_to(real, target_is_directory=True)
     result = build_image_cache(tmp_path / "linked" / "images.tsv", tmp_path / "out" / "cache", 32,
                                workers=1)

@@ -127,3 +127,18 @@ def test_plan_variant_chunks_cover_the_selection_within_filesets():
         assert offsets[c.part] <= global_idx.min() and global_idx.max() < offsets[c.part + 1]
     with pytest.raises(ValueError, match="increasing"):
         plan_variant_chunks(offsets, np.array([3, 2]), 3)
+
+
+def test_chrom_pattern_matches_chromosome_names_only(tmp_path):
+    """UK Biobank names its filesets ukb_cal_chrN_v2: the pattern with _v2 finds all 22 in
+    chromosome order; one without it matches nothing (an error) rather than chromosome "1_v2"."""
+    from contig.core.errors import InputError
+    from contig.genotypes.plinkio import expand_prefix_pattern
+
+    for name in [*(str(c) for c in range(1, 23)), "X", "MT"]:
+        (tmp_path / f"ukb_cal_chr{name}_v2.bed").write_bytes(b"")
+    (tmp_path / "ukb_cal_chrnotes_v2.bed").write_bytes(b"")
+    found = expand_prefix_pattern(str(tmp_path / "ukb_cal_chr{chrom}_v2"))
+    assert [Path(p).name for p in found] == [f"ukb_cal_chr{c}_v2" for c in [*range(1, 23), "X", "MT"]]
+    with pytest.raises(InputError, match="no .bed file matches"):
+        expand_prefix_pattern(str(tmp_path / "ukb_cal_chr{chrom}"))

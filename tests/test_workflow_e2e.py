@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import shutil
@@ -13,8 +12,8 @@ import polars as pl
 import pytest
 import yaml
 
-from helpers.workflow import (ROOT, TINY, planned_jobs, run_snakemake, split_by_chromosome,
-                              write_config)
+from helpers.workflow import (ROOT, TINY, embedded_text, planned_jobs, run_snakemake,
+                              split_by_chromosome, write_config)
 
 pytestmark = pytest.mark.slow  # the whole workflow on a tiny cohort, then reruns: minutes on 2 cores
 
@@ -287,15 +286,6 @@ def test_documented_real_data_start_plans(finished_run, tmp_path):
     n_analyses = 3 * len(config["pretrain"]["methods"])
     assert jobs["gwas_step1"] == n_analyses and jobs["gwas"] == 6 * n_analyses
     assert jobs["train"] == 5 * len(config["pretrain"]["methods"])
-
-
-def embedded_text(html: str) -> str:
-    """The report's HTML plus every text file it embeds (base64 data URIs), decoded."""
-    parts = [html]
-    for kind, payload in re.findall(r"data:([\w/+.-]+);[^,]*?base64,([A-Za-z0-9+/=]+)", html):
-        if not kind.startswith("image/png"):
-            parts.append(base64.b64decode(payload).decode("utf-8", errors="replace"))
-    return "\n".join(parts)
 
 
 def build_report(workdir, config):

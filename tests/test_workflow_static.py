@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.workflow import ROOT, run_snakemake, write_config
+from helpers.workflow import ROOT, real_data_inputs, rejected_dry_run, run_snakemake, write_config
 
 BIN = Path(sys.executable).parent
 
@@ -30,13 +30,6 @@ def test_demo_config_dry_run_plans_every_stage(tmp_path):
     assert result.returncode == 0, result.stderr
     for rule in ("simulate", "qc", "pca", "snps", "prs", "burden"):
         assert f"rule {rule}:" in result.stdout
-
-
-def rejected_dry_run(tmp_path: Path, overrides: dict) -> str:
-    """Dry-run the demo config with ``overrides``; it must fail. Returns all it printed."""
-    result = run_snakemake(tmp_path, write_config(tmp_path, overrides), "-n")
-    assert result.returncode != 0
-    return result.stdout + result.stderr
 
 
 def test_wrong_type_names_the_key(tmp_path):
@@ -67,29 +60,8 @@ def test_unknown_key_is_named(tmp_path):
     assert "'mafs' was unexpected" in error
 
 
-def _real_data_inputs(tmp_path: Path) -> dict:
-    """Inputs of a minimal non-simulated cohort: empty but present files, valid sheets."""
-    for ext in (".bed", ".fam"):
-        (tmp_path / f"g{ext}").write_bytes(b"")
-    (tmp_path / "g.bim").write_text("1\trs1\t0\t100\tA\tG\n2\trs2\t0\t100\tC\tT\n")
-    (tmp_path / "images.tsv").write_text("IID\tpath\teye\nA\ta.png\tleft\n")
-    (tmp_path / "cov.tsv").write_text("IID\tage\tsex\tbatch\nA\t50\t1\tb1\n")
-    (tmp_path / "genes.tsv").write_text("chrom\tstart\tend\tgene\n1\t10\t20\tG1\n")
-    (tmp_path / "pgs").mkdir()
-    (tmp_path / "pgs" / "PGS1.txt.gz").write_bytes(b"")
-    return {
-        "simulate": False,
-        "genotypes": str(tmp_path / "g"),
-        "images": str(tmp_path / "images.tsv"),
-        "covariates": str(tmp_path / "cov.tsv"),
-        "pgs": str(tmp_path / "pgs"),
-        "genes": str(tmp_path / "genes.tsv"),
-        "labels": "",
-    }
-
-
 def test_valid_real_data_inputs_pass_validation(tmp_path):
-    inputs = _real_data_inputs(tmp_path)
+    inputs = real_data_inputs(tmp_path)
     result = run_snakemake(tmp_path, write_config(tmp_path, {"inputs": inputs}), "-n")
     assert result.returncode == 0, result.stderr
     assert "rule simulate:" not in result.stdout
@@ -97,35 +69,35 @@ def test_valid_real_data_inputs_pass_validation(tmp_path):
 
 @pytest.mark.parametrize("key", ["images", "covariates", "genes"])
 def test_missing_input_file_names_key_and_file(tmp_path, key):
-    inputs = _real_data_inputs(tmp_path)
+    inputs = real_data_inputs(tmp_path)
     inputs[key] = str(tmp_path / f"absent_{key}.tsv")
     error = rejected_dry_run(tmp_path, {"inputs": inputs})
     assert f"config inputs.{key}: file not found: {inputs[key]}" in error
 
 
 def test_missing_genotype_file_is_named(tmp_path):
-    inputs = _real_data_inputs(tmp_path)
+    inputs = real_data_inputs(tmp_path)
     (tmp_path / "g.bim").unlink()
     error = rejected_dry_run(tmp_path, {"inputs": inputs})
     assert f"config inputs.genotypes: file not found: {tmp_path / 'g.bim'}" in error
 
 
 def test_bad_sheet_value_names_file_row_and_column(tmp_path):
-    inputs = _real_data_inputs(tmp_path)
+    inputs = real_data_inputs(tmp_path)
     (tmp_path / "images.tsv").write_text("IID\tpath\teye\nA\ta.png\tleft\nB\tb.png\tmiddle\n")
     error = rejected_dry_run(tmp_path, {"inputs": inputs})
     assert f"config inputs.images: {tmp_path / 'images.tsv'}, row 3, column 'eye'" in error
 
 
 def test_sheet_missing_required_column_is_named(tmp_path):
-    inputs = _real_data_inputs(tmp_path)
+    inputs = real_data_inputs(tmp_path)
     (tmp_path / "genes.tsv").write_text("chrom\tstart\tgene\n1\t10\tG1\n")
     error = rejected_dry_run(tmp_path, {"inputs": inputs})
     assert "missing required column(s) end" in error
 
 
 def test_non_integer_in_sheet_names_row_and_column(tmp_path):
-    inputs = _real_data_inputs(tmp_path)
+    inputs = real_data_inputs(tmp_path)
     (tmp_path / "genes.tsv").write_text("chrom\tstart\tend\tgene\n1\t10\t20\tG1\n2\tten\t30\tG2\n")
     error = rejected_dry_run(tmp_path, {"inputs": inputs})
     assert "row 3, column 'start': value 'ten' is not Int64" in error

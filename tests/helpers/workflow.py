@@ -1,7 +1,9 @@
-"""Running the Snakemake workflow from tests in a scratch working directory."""
+"""Running the Snakemake workflow from tests in a scratch working directory: configs, dry runs
+that must fail, a minimal real-data input set, and the text a built report embeds."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -96,3 +98,40 @@ def split_by_chromosome(prefix: Path, pattern: str) -> list[str]:
         file(out, ".bim").write_text("".join(bim_lines[i] + "\n" for i in rows))
         file(out, ".fam").write_bytes(fam)
     return list(by_chrom)
+
+
+def rejected_dry_run(tmp_path: Path, overrides: dict) -> str:
+    """Dry-run the demo config with ``overrides``; it must fail. Returns all it printed."""
+    result = run_snakemake(tmp_path, write_config(tmp_path, overrides), "-n")
+    assert result.returncode != 0
+    return result.stdout + result.stderr
+
+
+def real_data_inputs(tmp_path: Path) -> dict:
+    """Inputs of a minimal non-simulated cohort: empty but present files, valid sheets."""
+    for ext in (".bed", ".fam"):
+        (tmp_path / f"g{ext}").write_bytes(b"")
+    (tmp_path / "g.bim").write_text("1\trs1\t0\t100\tA\tG\n2\trs2\t0\t100\tC\tT\n")
+    (tmp_path / "images.tsv").write_text("IID\tpath\teye\nA\ta.png\tleft\n")
+    (tmp_path / "cov.tsv").write_text("IID\tage\tsex\tbatch\nA\t50\t1\tb1\n")
+    (tmp_path / "genes.tsv").write_text("chrom\tstart\tend\tgene\n1\t10\t20\tG1\n")
+    (tmp_path / "pgs").mkdir()
+    (tmp_path / "pgs" / "PGS1.txt.gz").write_bytes(b"")
+    return {
+        "simulate": False,
+        "genotypes": str(tmp_path / "g"),
+        "images": str(tmp_path / "images.tsv"),
+        "covariates": str(tmp_path / "cov.tsv"),
+        "pgs": str(tmp_path / "pgs"),
+        "genes": str(tmp_path / "genes.tsv"),
+        "labels": "",
+    }
+
+
+def embedded_text(html: str) -> str:
+    """The report's HTML plus every text file it embeds (base64 data URIs), decoded."""
+    parts = [html]
+    for kind, payload in re.findall(r"data:([\w/+.-]+);[^,]*?base64,([A-Za-z0-9+/=]+)", html):
+        if not kind.startswith("image/png"):
+            parts.append(base64.b64decode(payload).decode("utf-8", errors="replace"))
+    return "\n".join(parts)

@@ -365,12 +365,19 @@ class Genotypes:
         return result
 
 
+CHROMOSOME_NAME = r"(\d+|X|Y|XY|MT|M)"
+"""What ``{chrom}`` in a fileset pattern matches: a chromosome name, nothing more (so that
+``ukb_cal_chr{chrom}`` does not read ``ukb_cal_chr1_v2.bed`` as chromosome "1_v2")."""
+
+
 def expand_prefix_pattern(pattern: str) -> list[str]:
-    """Expand ``data/chr{chrom}`` to the existing per-chromosome prefixes, in chromosome order."""
+    """Expand ``data/chr{chrom}`` to the existing per-chromosome prefixes, in chromosome order
+    (``{chrom}`` matches :data:`CHROMOSOME_NAME`)."""
     if "{chrom}" not in pattern:
         return [pattern.removesuffix(".bed")]
     directory = Path(pattern).parent
-    regex = re.compile(re.escape(Path(pattern).name).replace(re.escape("{chrom}"), r"(\w+)") + r"\.bed$")
+    regex = re.compile(re.escape(Path(pattern).name).replace(re.escape("{chrom}"), CHROMOSOME_NAME)
+                       + r"\.bed$")
     found = []
     for path in directory.glob("*.bed"):
         match = regex.fullmatch(path.name)
