@@ -77,8 +77,9 @@ def run_once(out: Path, sim_seed: int, train_seed: int, cores: int, rerun: bool)
 
 
 def numeric_columns(table: pl.DataFrame) -> list[str]:
-    """Columns worth averaging: numeric, and not an interval bound or a chance level."""
-    skip = ("lower", "upper", "chance")
+    """Columns worth averaging: numeric, and not an interval bound, a chance level or a count
+    that is the same in every run (planted SNPs, seeds, folds)."""
+    skip = ("lower", "upper", "chance", "n_seeds", "n_folds", "planted")
     return [c for c, dtype in table.schema.items()
             if dtype.is_numeric() and c not in ("sim_seed", "train_seed") and not any(s in c for s in skip)]
 
