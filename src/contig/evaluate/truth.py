@@ -248,6 +248,15 @@ def found_elements(loci: pl.DataFrame, planted: pl.DataFrame, role: str,
 # calibration
 
 
+def null_chromosome_log10p(table: pl.DataFrame, column: str, null_chroms: Sequence[str]
+                           ) -> np.ndarray:
+    """The finite values of ``column`` (a −log10 p) on the variants of ``null_chroms``, ``(m,)``."""
+    wanted = [str(c) for c in null_chroms]
+    lp = (table.with_columns(normalize_chrom(pl.col("CHROM"))).filter(pl.col("CHROM").is_in(wanted))
+          [column].fill_null(np.nan).to_numpy())
+    return lp[np.isfinite(lp)]
+
+
 def joint_null_lambda(combined_path: str | Path, null_chroms: Sequence[str]) -> float | None:
     """λGC of the joint test (column ``LOG10P_JOINT`` of a combined table) over the variants on
     ``null_chroms`` that have a p-value; None when there are none."""
@@ -255,10 +264,7 @@ def joint_null_lambda(combined_path: str | Path, null_chroms: Sequence[str]) -> 
     if "LOG10P_JOINT" not in table.columns:
         raise InputError("no LOG10P_JOINT column (a combined table of `contig gwas`?)",
                          combined_path)
-    wanted = [str(c) for c in null_chroms]
-    lp = (table.with_columns(normalize_chrom(pl.col("CHROM"))).filter(pl.col("CHROM").is_in(wanted))
-          ["LOG10P_JOINT"].fill_null(np.nan).to_numpy())
-    lp = lp[np.isfinite(lp)]
+    lp = null_chromosome_log10p(table, "LOG10P_JOINT", null_chroms)
     return lambda_gc(lp) if lp.size else None
 
 
@@ -266,11 +272,8 @@ def null_lambdas(pheno_paths: Mapping[str, str | Path], null_chroms: Sequence[st
     """λGC of each phenotype over its variants on ``null_chroms``: ``PHENO N_VARIANTS LAMBDA_GC``
     (N_VARIANTS counts variants with a p-value; LAMBDA_GC null when there are none)."""
     rows = []
-    wanted = [str(c) for c in null_chroms]
     for pheno, path in pheno_paths.items():
-        table = read_sumstats(path).with_columns(normalize_chrom(pl.col("CHROM")))
-        lp = table.filter(pl.col("CHROM").is_in(wanted))["LOG10P"].fill_null(np.nan).to_numpy()
-        lp = lp[np.isfinite(lp)]
+        lp = null_chromosome_log10p(read_sumstats(path), "LOG10P", null_chroms)
         rows.append((pheno, int(lp.size), lambda_gc(lp) if lp.size else None))
     return pl.DataFrame(rows, schema={"PHENO": pl.Utf8, "N_VARIANTS": pl.Int64,
                                       "LAMBDA_GC": pl.Float64}, orient="row")
