@@ -10,6 +10,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The GWAS Catalog's validator (tests of the GWAS-SSF files): its pins conflict with .venv.
+GSS_VENV := .venv-gss
+GSS_STAMP := $(GSS_VENV)/.installed
 CORES ?= all
 export OPENBLAS_NUM_THREADS ?= 1
 
@@ -25,6 +28,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+$(GSS_STAMP): requirements-gss.txt
+	test -x $(GSS_VENV)/bin/python || $(PYTHON) -m venv $(GSS_VENV)
+	$(GSS_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-gss.txt
+	touch $(GSS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
@@ -32,10 +40,10 @@ demo: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 
-test: $(STAMP)
+test: $(STAMP) $(GSS_STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(GSS_STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -m "not slow" --durations=10
 
 lint: $(STAMP)

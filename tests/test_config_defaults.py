@@ -19,6 +19,10 @@ LIBRARY_DEFAULTS = {
     **{f"simulate.{k}": f"contig.simulate.config:SimulationConfig.{k}"
        for k in ("n_samples", "n_snps", "n_chromosomes", "image_size", "h2", "fst", "missing_rate",
                  "seed")},
+    **{f"simulate.{k}": f"contig.simulate.config:SimulationConfig.{k}"
+       for k in ("n_duplicates", "n_parent_offspring", "n_sibling_pairs")},
+    **{f"qc.{k}": f"contig.genotypes.sample_filters:SampleFilterSettings.{k}"
+       for k in ("king_cutoff", "ancestry_sd", "ancestry_pcs")},
     "pca.n_pcs": "contig.genotypes.pca:PCASettings.n_pcs",
     "pca.seed": "contig.genotypes.pca:PCASettings.seed",
     "prs.min_overlap": "contig.scores.prs:PrsSettings.min_overlap",
@@ -32,6 +36,7 @@ LIBRARY_DEFAULTS = {
     "images.brightness_z": "contig.images.cache:ImageCacheSettings.brightness_z",
     **{f"pretrain.{k}": f"contig.pretrain.config:TrainConfig.{k}"
        for k in ("join", "val_fraction", "arch", "weights", "epochs", "batch_size", "accumulate",
+                 "grad_cache_chunk", "activation_checkpointing",
                  "lr", "weight_decay", "warmup_epochs", "temperature", "learnable_temperature",
                  "alpha", "hidden_layers", "genetic_hidden", "proj_hidden", "proj_dim",
                  "input_dropout", "genetic_dropout", "genetic_weight_decay", "image_heads",
@@ -44,6 +49,11 @@ LIBRARY_DEFAULTS = {
     "gwas.maf": "contig.gwas.association:ScanSettings.maf",
     "gwas.dtype": "contig.gwas.association:ScanSettings.dtype",
     "gwas.chunk_size": "contig.gwas.association:ScanSettings.chunk_size",
+    "gwas.device": "contig.gwas.association:ScanSettings.device",
+    "gwas.min_info": "contig.gwas.dosage:DosageFilters.min_info",
+    "gwas.min_mac": "contig.gwas.dosage:DosageFilters.min_mac",
+    "gwas.step1_min_maf": "contig.gwas.step1:Step1Settings.min_maf",
+    "gwas.step1_mem_mb": "contig.gwas.step1:Step1Settings.mem_mb",
     "gwas.threshold": "contig.gwas.summary:SummarySettings.threshold",
     "clump.p2": "contig.gwas.clump:ClumpSettings.p2",
     "clump.r2": "contig.gwas.clump:ClumpSettings.r2",
@@ -63,12 +73,17 @@ LIBRARY_DEFAULTS = {
     "evaluate.interval_level": "contig.evaluate.probes:ProbeSettings.level",
     "evaluate.replication_alpha": "contig.evaluate.replicate:ReplicationSettings.alpha",
     "evaluate.window_kb": "contig.evaluate.truth:TruthSettings.window_kb",
+    "loci.window_kb": "contig.loci.regional:RegionalSettings.window_kb",
+    "loci.max_regional_plots": "contig.loci.regional:RegionalSettings.max_plots",
+    **{f"heritability.{k}": f"contig.heritability.settings:HeritabilitySettings.{k}"
+       for k in ("maf", "probes", "jackknife_blocks", "ld_window_kb", "seed")},
 }
 
 # Keys with no library twin: they choose inputs, jobs or outputs of the workflow itself.
 WORKFLOW_ONLY = {
     **{f"inputs.{k}": "input paths" for k in ("simulate", "genotypes", "images", "covariates",
-                                                "pgs", "genes", "labels")},
+                                                "pgs", "genes", "labels", "imputed",
+                                                "imputed_sample")},
     "simulate.out": "where the simulator writes (a path)",
     "covariates.quantitative": "column names of the user's covariate sheet",
     "covariates.categorical": "column names of the user's covariate sheet",
@@ -91,7 +106,8 @@ WORKFLOW_ONLY = {
     "gwas.phenotypes": "selects --n-pcs or --all-dims",
     "gwas.genetic_pcs": "how many PC columns the covariates rule writes",
     "gwas.loco": "whether a step-1 job runs",
-    "gwas.formats": "output files of the gather job",
+    "gwas.formats": "output files of the gather job; `contig gwas`/`gwas-gather` default to regenie's "
+                    "per-phenotype layout, the workflow to the wide layout (config/README.md says why)",
     "gwas.scatter": "how many association jobs",
     "explain.enabled": "whether the explain job runs",
     "evaluate.compare_probes": "[] = the labels the probe summary has (the command's default)",

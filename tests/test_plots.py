@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from contig.cli import main
-from contig.gwas.plots import qq, thin_points
+from contig.gwas.plots import genome_positions, qq, thin_points
 from contig.gwas.stats import lambda_gc
 
 
@@ -81,3 +81,14 @@ def test_threshold_line_and_p_column(tmp_path, monkeypatch, capsys, caplog):
         main(["gwas-plots", "--sumstats", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "d"),
               "--threshold", "0"])
     assert not list(tmp_path.glob("c.*")) and not list(tmp_path.glob("d.*"))
+
+
+def test_genome_positions_span_each_chromosome_from_first_to_last_variant():
+    """Chromosomes sit side by side from their first to their last plotted position, each tick in
+    the middle of its span, chromosome 2 after 10 (natural order), a gap of 2% between them."""
+    chrom = np.array(["10", "2", "2", "10", "2"])
+    pos = np.array([5_000_000, 1_000_000, 3_000_000, 6_000_000, 2_000_000])
+    x, ticks, names = genome_positions(chrom, pos)
+    assert names == ["2", "10"]
+    assert x.tolist() == [2_060_000.0, 0.0, 2_000_000.0, 3_060_000.0, 1_000_000.0]
+    assert ticks == [1_000_000.0, 2_560_000.0]

@@ -53,7 +53,10 @@ def plink2_kept(tmp_path, prefix, flags: list[str]):
     ["--geno", "0.02", "--maf", "0.2"],
     ["--mind", "0.03", "--hwe", "0.05"],
 ])
-def test_kept_samples_and_variants_equal_plink2(tmp_path, flags):
+@pytest.mark.parametrize("kernel", [False, True], ids=["numpy", "kernel"])
+def test_kept_samples_and_variants_equal_plink2(tmp_path, monkeypatch, flags, kernel):
+    """Both counting paths: pgenlib + NumPy, and the compiled popcount kernel (forced on)."""
+    monkeypatch.setattr("contig.genotypes.qc_counts.KERNEL_MIN_GENOTYPES", 0 if kernel else 10**18)
     make_qc_cohort(tmp_path / "in")
     want_samples, want_variants = plink2_kept(tmp_path, tmp_path / "in", flags)
     assert main(["qc", "--bfile", str(tmp_path / "in"), "--out", str(tmp_path / "ours"), *flags]) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
@@ -9,8 +11,9 @@ from sklearn.linear_model import Ridge
 from contig.cli import main
 from contig.gwas.association import run_gwas
 from contig.gwas.stats import lambda_gc
-from contig.gwas.step1 import ridge_fold_predictions
+from contig.gwas.step1 import H2_GRID, STEP1_DEFAULTS, ridge_fold_predictions, run_step1
 from helpers.gwas import mean_imputed, simulate_cohort, write_table
+from helpers.ridge_reference import dense_step1_loco
 
 
 def test_fold_predictions_equal_sklearn_ridge():
@@ -73,7 +76,8 @@ def test_loco_brings_lambda_closer_to_one_under_structure(tmp_path):
     assert abs(after - 1) < abs(before - 1)
 
 
-@pytest.mark.parametrize("option,value", [("--block-size", "0"), ("--folds", "1"), ("--seed", "-2")])
+@pytest.mark.parametrize("option,value", [("--block-size", "0"), ("--folds", "1"), ("--seed", "-2"),
+                                          ("--min-maf", "0.6"), ("--mem-mb", "0")])
 def test_cli_refuses_out_of_range_settings(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as exit_info:
         main(["gwas-step1", "--bfile", "x", "--pheno", "p", "--covar", "c", "--out", str(tmp_path / "s"),
@@ -90,5 +94,60 @@ def test_command_defaults_are_the_library_defaults():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--bfile", "b", "--pheno", "p", "--covar", "c", "--out", "o"])
-    assert (args.block_size, args.folds, args.seed) == (
-        STEP1_DEFAULTS.block_size, STEP1_DEFAULTS.n_folds, STEP1_DEFAULTS.seed)
+    assert (args.block_size, args.folds, args.seed, args.min_maf, args.mem_mb) == (
+        STEP1_DEFAULTS.block_size, STEP1_DEFAULTS.n_folds, STEP1_DEFAULTS.seed,
+        STEP1_DEFAULTS.min_maf, STEP1_DEFAULTS.mem_mb)
+
+
+def _step1_cohort(tmp_path, snps_per_chrom, n_samples=400, n_pheno=2, seed=3):
+    """A cohort with ``n_pheno`` polygenic phenotypes ``(n, n_pheno)`` and 2 covariates."""
+    c = simulate_cohort(tmp_path / f"g{snps_per_chrom}", n_samples=n_samples, n_chrom=3,
+                        snps_per_chrom=snps_per_chrom, missing_rate=0.01, ld_rho=0.5, seed=seed)
+    rng = np.random.default_rng(seed)
+    g = mean_imputed(c.genotypes)
+    y = np.column_stack([rng.standard_normal(c.genotypes.shape[0]) @ (g - g.mean(axis=1, keepdims=True)) / 30
+                         + rng.standard_normal(n_samples) for _ in range(n_pheno)])
+    cov = rng.standard_normal((n_samples, 2))
+    pheno = write_table(tmp_path / f"p{snps_per_chrom}.tsv", c.iid,
+                        {f"y{j}": y[:, j] for j in range(n_pheno)})
+    covar = write_table(tmp_path / f"c{snps_per_chrom}.tsv", c.iid, {"c1": cov[:, 0], "c2": cov[:, 1]})
+    return c, y, cov, pheno, covar
+
+
+@pytest.mark.parametrize("mem_mb", [4000, 1], ids=["in-memory", "on-disk"])
+def test_streamed_float32_loco_equals_dense_float64_reference(tmp_path, mem_mb):
+    """float32 level-0 predictions, kept in memory or spilled to disk, give the LOCO predictions
+    of a dense float64 computation to float32 precision; the MAF filter drops the variants a
+    brute-force count says are rare."""
+    c, y, cov, pheno, covar = _step1_cohort(tmp_path, 240)
+    min_maf = 0.1
+    result = run_step1(c.prefix, pheno, covar, block_size=50, min_maf=min_maf, mem_mb=mem_mb,
+                       scratch_dir=tmp_path)
+    folds = np.random.default_rng(STEP1_DEFAULTS.seed).permutation(len(c.iid)) % STEP1_DEFAULTS.n_folds
+    chrom = c.bim["CHROM"].to_numpy().astype(str)
+    reference = dense_step1_loco(c.genotypes, chrom, y, cov, folds, 50, H2_GRID, min_maf)
+    for name, expected in reference.items():
+        np.testing.assert_allclose(result.loco[name], expected, rtol=0,
+                                   atol=2e-5 * np.abs(expected).max())
+    freq = np.nanmean(np.where(c.genotypes < 0, np.nan, c.genotypes), axis=1) / 2
+    assert result.counts["rare"] == int((np.minimum(freq, 1 - freq) < min_maf).sum()) > 0
+    assert not list(tmp_path.glob("contig-step1-*"))  # the spilled predictions are removed
+
+
+def _peak_bytes(tmp_path, snps_per_chrom):
+    c, _, _, pheno, covar = _step1_cohort(tmp_path, snps_per_chrom, n_samples=1000, n_pheno=8)
+    tracemalloc.start()
+    try:
+        run_step1(c.prefix, pheno, covar, block_size=200, mem_mb=1, scratch_dir=tmp_path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_peak_memory_grows_far_less_than_the_variants(tmp_path):
+    """4x the variants (6 -> 24 blocks, 8 phenotypes) with the level-0 predictions on disk: the
+    peak traced memory grows by less than 1.5x (one block's work and one phenotype's features,
+    not every prediction; the earlier code, holding all of them as float64, grew 2.2x)."""
+    small = _peak_bytes(tmp_path, 400)
+    large = _peak_bytes(tmp_path, 1600)
+    assert large < 1.5 * small, (small, large)

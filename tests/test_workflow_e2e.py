@@ -12,6 +12,9 @@ import polars as pl
 import pytest
 import yaml
 
+from contig.core.resources import MAX_RUNTIME_MIN, RequestSettings, request
+from helpers.resources import (MEASURED, RELIABLE_RSS_MB, SAFETY, UKB_SETTINGS, measured, run_sizes,
+                               ukb_sizes, units)
 from helpers.workflow import (ROOT, TINY, embedded_text, planned_jobs, run_snakemake,
                               split_by_chromosome, write_config)
 
@@ -69,12 +72,15 @@ def test_every_stage_output_exists(finished_run):
         "results/evaluate/replication/contig.summary.tsv",
         "results/evaluate/comparison.tsv",
         "results/evaluate/comparison.md",
+        "results/loci/contig/loci.annotated.tsv",
+        "results/loci/random/regional/regional.tsv",
+        "results/loci/contig/miami.png",
     ):
         assert (workdir / path).stat().st_size > 0, path
     comparison = pl.read_csv(workdir / "results/evaluate/comparison.tsv", separator="\t")
     assert comparison["method"].to_list() == ["contig", "random"]
     for stage in ("simulate", "genotypes", "scores", "images", "pretrain", "embed", "gwas",
-                  "explain", "evaluate"):
+                  "explain", "evaluate", "loci"):
         assert any((workdir / "logs" / stage).iterdir())
         assert any((workdir / "benchmarks" / stage).iterdir())
 
@@ -91,6 +97,31 @@ def test_second_run_has_nothing_to_do(finished_run):
     result = run_snakemake(workdir, config, "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("rule", sorted(MEASURED))
+def test_requests_cover_what_the_run_used_and_scale_to_ukb(finished_run, rule):
+    """On the run's own inputs a job's request (contig.core.resources) covers what it used
+    (max_rss, wall time in its benchmark file); for the UK Biobank plan the request stays within
+    that need × the growth the rule should have (its working set's units, its work's units) ×
+    SAFETY, and under a week."""
+    workdir, _ = finished_run
+    pattern, mem_unit, time_unit = MEASURED[rule]
+    rss_mb, seconds = measured(workdir, pattern)
+    small, ukb = run_sizes(workdir, TINY["simulate"])[rule], ukb_sizes()[rule]
+    epochs = TINY["pretrain"]["epochs"]
+    mem_mb, runtime = request(rule, small, 1, RequestSettings(epochs=epochs, gpus=0))
+    if rss_mb >= RELIABLE_RSS_MB:
+        assert mem_mb >= rss_mb, f"{rule}: requests {mem_mb} MB, used {rss_mb} MB"
+    assert runtime * 60 >= seconds
+    big_mem, big_runtime = request(rule, ukb, 1, UKB_SETTINGS)
+    mem_growth = max(units(ukb, mem_unit, UKB_SETTINGS.epochs) / units(small, mem_unit, epochs), 1)
+    assert big_mem <= SAFETY * max(rss_mb, 1000) * mem_growth, (big_mem, rss_mb, mem_growth)
+    time_growth = units(ukb, time_unit, UKB_SETTINGS.epochs) / units(small, time_unit, epochs)
+    if rule in ("train", "embed", "explain"):
+        time_growth /= 10  # the UK Biobank plan trains on a GPU, the run on the CPU
+    assert big_runtime * 60 <= SAFETY * max(seconds, 60) * time_growth
+    assert big_runtime <= MAX_RUNTIME_MIN
 
 
 def tiny_with(overrides: dict) -> dict:
@@ -127,7 +158,8 @@ def test_gwas_setting_reruns_only_gwas_and_after(finished_run):
     workdir, _ = finished_run
     planned = planned_rules(workdir, {"gwas": {"maf": 0.05}})
     assert planned == {"gwas", "gwas_gather", "gwas_summary", "clump", "gwas_plots", "clump_joint",
-                       "gwas_plots_joint", "truth", "replicate", "compare", "all"}
+                       "gwas_plots_joint", "truth", "replicate", "compare", "annotate_loci",
+                       "regional_plots", "miami_plot", "h2_ldsc", "h2_summary", "all"}
 
 
 def test_pretraining_setting_does_not_rerun_qc_or_scores(finished_run):
@@ -147,8 +179,9 @@ def test_new_pgs_file_reruns_only_scores_and_what_follows(finished_run):
                        "covariates": "resources/demo/covariates.tsv", "pgs": "resources/demo/pgs",
                        "genes": "resources/demo/genes.tsv", "labels": "resources/demo/labels.tsv"}}
     # Without the simulator's truth, only the truth-based parts change (precision@k in explain,
-    # the truth columns of the comparison).
-    assert planned_rules(workdir, real, name="real.yaml") <= {"explain", "probes", "compare", "all"}
+    # the truth columns of the comparison, the true traits' h² in the heritability summary).
+    assert planned_rules(workdir, real, name="real.yaml") <= {"explain", "probes", "compare",
+                                                              "h2_summary", "all"}
     new = demo / "pgs" / "PGS999999.txt.gz"
     new.write_bytes((demo / "pgs" / "PGS900001.txt.gz").read_bytes())
     try:
@@ -161,18 +194,22 @@ def test_new_pgs_file_reruns_only_scores_and_what_follows(finished_run):
 
 # Reruns follow exactly what changed. TINY has 2 methods, each analysed on everyone and per eye
 # (6 GWAS: gather and clump per analysis; summary, plots, joint-test loci and plots per method;
-# replicate per method).
+# replicate and the loci stage per method).
 AFTER_CLUMP = {"clump": 6, "gwas_plots": 2, "clump_joint": 2, "gwas_plots_joint": 2, "truth": 1,
-               "replicate": 2, "compare": 1, "all": 1}
+               "replicate": 2, "compare": 1, "annotate_loci": 2, "regional_plots": 2,
+               "miami_plot": 2, "all": 1}
+# New summary statistics also give new LD-score-regression h² (per method) and the h² summary.
+AFTER_GATHER = AFTER_CLUMP | {"h2_ldsc": 2, "h2_summary": 1}
 
 
 @pytest.mark.parametrize("overrides, expected", [
     pytest.param({"pretrain": {"workers": 2}}, {}, id="pretrain.workers"),
     pytest.param({"pretrain": {"gpus": 1}}, {}, id="pretrain.gpus"),
     pytest.param({"pretrain": {"methods": ["contig"]}},
-                 {"probes": 1, "truth": 1, "compare": 1, "all": 1}, id="drop-a-method"),
+                 {"probes": 1, "truth": 1, "compare": 1, "h2_summary": 1, "all": 1},
+                 id="drop-a-method"),
     pytest.param({"gwas": {"formats": ["parquet"]}},
-                 {"gwas_gather": 6, "gwas_summary": 2} | AFTER_CLUMP, id="gwas.formats"),
+                 {"gwas_gather": 6, "gwas_summary": 2} | AFTER_GATHER, id="gwas.formats"),
     pytest.param({"gwas": {"threshold": 1e-6}}, {"gwas_summary": 2} | AFTER_CLUMP,
                  id="gwas.threshold"),
     pytest.param({"clump": {"p2": 1e-6}}, AFTER_CLUMP, id="clump.p2"),
@@ -224,7 +261,7 @@ def test_loco_gwas_runs_step1_and_tests_with_its_predictions(finished_run, tmp_p
     step 1, and its association jobs read the LOCO predictions."""
     workdir, _ = finished_run
     assert planned(workdir, {"gwas": {"loco": True}}) == Counter(
-        {"gwas_step1": 6, "gwas": 12, "gwas_gather": 6, "gwas_summary": 2} | AFTER_CLUMP)
+        {"gwas_step1": 6, "gwas": 12, "gwas_gather": 6, "gwas_summary": 2} | AFTER_GATHER)
     copy = copy_run(workdir, tmp_path / "run")
     config = write_config(copy, tiny_with({"gwas": {"loco": True}}), name="loco.yaml")
     result = run_snakemake(copy, config, "results/gwas/contig/loci.tsv")
@@ -300,7 +337,8 @@ def test_report_is_built(finished_run):
     text = embedded_text(build_report(workdir, config).read_text(errors="replace"))
     for label in ("QC filters", "PGS matching", "Image QC", "training curves", "lead loci",
                   "Manhattan", "QQ", "variance spectrum", "attribution per feature",
-                  "probe metric vs label fraction", "methods compared", "loci replicated"):
+                  "probe metric vs label fraction", "methods compared", "loci replicated",
+                  "annotated loci", "Miami plot"):
         assert label in text, label
     # captions quote the thresholds in force
     assert "--mind 0.05" in text and "5e-08" in text
@@ -319,7 +357,7 @@ def test_report_renders_its_sections_in_a_browser(finished_run, tmp_path):
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", report.as_uri()], capture_output=True,
                          text=True, timeout=120).stdout
     for category in ("1. Genotype QC", "2. Genetic scores", "3. Images", "4. Pretraining",
-                     "5. Embeddings", "6. GWAS", "7. Explainability", "8. Evaluation"):
+                     "5. Embeddings", "6. GWAS", "7. Explainability", "8. Evaluation", "9. Loci"):
         assert category in dom, category
     screenshot = workdir / "results" / "report.png"
     subprocess.run([CHROMIUM, *flags, "--window-size=1400,1000", f"--screenshot={screenshot}",
@@ -335,9 +373,9 @@ def test_default_report_holds_no_individual_data(finished_run):
         "report": {"individual_level": False}}
     config = write_config(workdir, private, name="private.yaml")
     planned = run_snakemake(workdir, config, "-n")
-    # the PC figure becomes a density and explain drops its per-person saliency maps
+    # the PC and sample-filter figures become densities; explain drops its per-person saliency maps
     assert set(re.findall(r"^(?:local)?rule (\w+):", planned.stdout, flags=re.MULTILINE)) == {
-        "pca_plot", "explain", "all"}
+        "pca_plot", "sample_filters_plot", "explain", "all"}
     result = run_snakemake(workdir, config)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(density)" in (workdir / "logs/genotypes/pca_plot.log").read_text()

@@ -21,7 +21,8 @@ EXAMPLE = ROOT / "config" / "examples" / "ukb_like.yaml"
 IMAGE_SIZE = 32
 # Keys of the example replaced by the small cohort's files...
 SWAPPED_PATHS = {"inputs.genotypes", "inputs.images", "inputs.covariates", "inputs.pgs",
-                 "inputs.genes", "inputs.labels", "pca.color_by"}
+                 "inputs.genes", "inputs.labels", "inputs.imputed", "inputs.imputed_sample",
+                 "pca.color_by"}
 # ...and by sizes a 2-core test can run (value here = the test's value).
 SWAPPED_SIZES = {
     "pca.n_pcs": 4,
@@ -153,3 +154,29 @@ def test_report_holds_no_identifier(ukb_run):
                       separator="\t", has_header=False, infer_schema_length=0)
     leaked = [name for name in fam[:, 1].to_list() + fam[:, 0].to_list() if name in text]
     assert not leaked, leaked[:5]
+
+
+def test_gwas_and_scores_ran_on_the_imputed_bgen(ukb_run):
+    """Step 2 and the scores read the per-chromosome BGEN files (a superset of the array's
+    variants, with INFO), and the people in only one source are counted."""
+    workdir, config, cohort, output, _ = ukb_run
+    assert "contig gwas --bgen" in output and "ukb_imp_chr{chrom}_v3.bgen" in output
+    assert f"--sample {cohort.imputed_sample}" in output
+    matched = pl.read_csv(workdir / "results/genotypes/imputed_samples.tsv", separator="\t")
+    counts = dict(zip(matched["SOURCE"], matched["N"]))
+    qc_fam = pl.read_csv(workdir / "results/genotypes/cohort.fam", separator="\t", has_header=False,
+                         infer_schema_length=0)
+    qc_iids = set(qc_fam[:, 1].to_list())
+    imputed_iids = {line.split()[1] for line in cohort.imputed_sample.read_text().splitlines()[2:]}
+    assert set(cohort.imputed_only) <= imputed_iids - qc_iids
+    assert counts == {"both": len(qc_iids & imputed_iids), "array_only": len(qc_iids - imputed_iids),
+                      "imputed_only": len(imputed_iids - qc_iids)}
+    assert counts["array_only"] == len(qc_iids & set(cohort.array_only)) > 0
+    method = config["pretrain"]["methods"][0]
+    combined = pl.read_parquet(workdir / f"results/gwas/{method}/assoc.combined.parquet")
+    assert "INFO" in combined.columns
+    array_bim = pl.read_csv(workdir / "results/genotypes/cohort.bim", separator="\t", has_header=False,
+                            infer_schema_length=0)
+    assert not set(combined["ID"].to_list()) <= set(array_bim[:, 1].to_list())
+    scores = pl.read_csv(workdir / "results/scores/prs.scores.tsv", separator="\t")
+    assert set(cohort.imputed_only) <= set(scores["IID"].to_list())

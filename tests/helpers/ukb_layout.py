@@ -11,7 +11,12 @@ What differs from the simulator's own files (and what config/examples/ukb_like.y
   truncated (unreadable);
 - ``covariates.tsv``: IID age sex batch centre (assessment-centre codes, categorical);
 - ``labels.tsv``: IID dr_grade (ordinal, some missing) smoker (binary);
-- ``pgs_catalog/GRCh37/``: the simulator's PGS Catalog scoring files; ``genes_grch37.tsv``.
+- ``pgs_catalog/GRCh37/``: the simulator's PGS Catalog scoring files; ``genes_grch37.tsv``;
+- imputed genotypes: ``imputed/ukb_imp_chr{N}_v3.bgen`` (BGEN v1.2, 8 bits, zlib, written by
+  plink2 from a DS VCF) with one ``imputed/ukb_imp_v3.sample`` (ID_1 = ID_2 = IID): every
+  simulated variant, while the array leaves out every fifth (the imputed set is a superset),
+  dosages pulled towards the mean by a per-variant imputation quality, three array people absent
+  and two people present only here.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from contig.simulate import SimulationConfig, simulate_cohort
 LEFT_FIELD, RIGHT_FIELD = "21015", "21016"  # UK Biobank data fields of the fundus photographs
 PHOTO_SIZES = ((64, 48), (96, 72), (80, 60))  # (width, height), all 4:3
 CENTRES = ("11010", "11016", "11021")  # assessment-centre codes
+ARRAY_SKIPS = 5  # the array leaves out every 5th simulated variant; the imputed files have all
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,17 @@ class UkbCohort:
     labels: Path
     chromosomes: list[str]
     unreadable: str  # manifest path of the truncated JPEG
+    imputed: str  # .bgen pattern with {chrom}
+    imputed_sample: Path
+    array_only: list[str]  # IIDs in the array and not the imputed files
+    imputed_only: list[str]  # IIDs in the imputed files and not the array
 
     def inputs(self) -> dict:
         """The config's ``inputs`` section for this cohort."""
         return {"simulate": False, "genotypes": self.genotypes, "images": str(self.images),
                 "covariates": str(self.covariates), "pgs": str(self.pgs),
-                "genes": str(self.genes), "labels": str(self.labels)}
+                "genes": str(self.genes), "labels": str(self.labels), "imputed": self.imputed,
+                "imputed_sample": str(self.imputed_sample)}
 
 
 def family_ids(iids: list[str]) -> list[str]:
@@ -66,11 +77,58 @@ def write_per_chromosome_genotypes(prefix: Path, pattern: str) -> list[str]:
     bim = genotypes.bim.with_row_index("index")
     chromosomes = list(dict.fromkeys(bim["CHROM"].to_list()))
     for chrom in chromosomes:
-        part = bim.filter(pl.col("CHROM") == chrom)
+        part = bim.filter((pl.col("CHROM") == chrom) & (pl.col("index") % ARRAY_SKIPS != ARRAY_SKIPS - 1))
         chunks = (rows for _, rows in genotypes.iter_packed_chunks(
             variant_idx=part["index"].to_numpy().astype(np.int64)))
         write_bfile(pattern.replace("{chrom}", chrom), fam, part.drop("index"), chunks, packed=True)
     return chromosomes
+
+
+def imputed_dosages(genotypes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Dosages ``(m, n)`` from hard calls ``(m, n)`` (-9 missing): each variant keeps a share
+    r ~ U(0.3, 1) of the call and takes the rest from its mean (missing calls get the mean),
+    rounded to 3 decimals as imputation servers write them."""
+    calls = np.where(genotypes < 0, np.nan, genotypes.astype(float))
+    mean = np.nan_to_num(np.nanmean(calls, axis=1, keepdims=True))
+    calls = np.where(np.isnan(calls), mean, calls)
+    r = rng.uniform(0.3, 1.0, (len(calls), 1))
+    return np.round(r * calls + (1 - r) * mean, 3)
+
+
+def write_imputed_bgen(prefix: Path, out: Path, chromosomes: list[str],
+                       seed: int) -> tuple[str, Path, list[str], list[str]]:
+    """Per-chromosome BGEN files of every variant of fileset ``prefix`` (module doc), through a DS
+    VCF imported and exported by plink2. Returns the .bgen pattern, the .sample, the IIDs left
+    out and the IIDs added."""
+    from helpers.dosages import write_vcf
+    from helpers.plink import run_plink2
+
+    rng = np.random.default_rng(seed)
+    genotypes = Genotypes.open(prefix)
+    iid = np.array(genotypes.fam["IID"].to_list())
+    array_only = iid[[0, 5, 9]].tolist()
+    kept = np.flatnonzero(~np.isin(iid, array_only))
+    imputed_only = ["imp_only_1", "imp_only_2"]
+    out.mkdir(parents=True)
+    bim = genotypes.bim
+    for chrom in chromosomes:
+        index = np.flatnonzero(bim["CHROM"].to_numpy().astype(str) == chrom)
+        dosages = imputed_dosages(genotypes.read(index, kept), rng)
+        extra = np.round(rng.uniform(0, 2, (len(index), len(imputed_only))), 3)
+        part = bim[index]
+        vcf = out / f"chr{chrom}.vcf"
+        write_vcf(vcf, np.concatenate([iid[kept], imputed_only]), np.hstack([dosages, extra]),
+                  np.full(len(index), chrom), part["POS"].to_numpy(), part["ID"].to_list(),
+                  part["REF"].to_list(), part["ALT"].to_list())
+        run_plink2("--vcf", str(vcf), "dosage=DS", "--double-id", "--export", "bgen-1.2", "bits=8",
+                   "ref-first", "--out", str(out / f"ukb_imp_chr{chrom}_v3"))
+        vcf.unlink()
+        (out / f"ukb_imp_chr{chrom}_v3.log").unlink()
+    sample = out / "ukb_imp_v3.sample"
+    (out / f"ukb_imp_chr{chromosomes[0]}_v3.sample").rename(sample)
+    for chrom in chromosomes[1:]:
+        (out / f"ukb_imp_chr{chrom}_v3.sample").unlink()
+    return str(out / "ukb_imp_chr{chrom}_v3.bgen"), sample, array_only, imputed_only
 
 
 def camera_photograph(png: Path, size: tuple[int, int]) -> Image.Image:
@@ -136,5 +194,6 @@ def write_ukb_cohort(root: Path, n_samples: int = 300, n_snps: int = 3000,
     pgs = root / "pgs_catalog" / "GRCh37"
     shutil.copytree(sim / "pgs", pgs)
     shutil.copy(sim / "genes.tsv", root / "genes_grch37.tsv")
+    imputed = write_imputed_bgen(sim / "genotypes", root / "imputed", chromosomes, seed)
     return UkbCohort(root, pattern, manifest, root / "covariates.tsv", pgs,
-                     root / "genes_grch37.tsv", root / "labels.tsv", chromosomes, unreadable)
+                     root / "genes_grch37.tsv", root / "labels.tsv", chromosomes, unreadable, *imputed)

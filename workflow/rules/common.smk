@@ -14,6 +14,7 @@
 #   through threads and resources only;
 # - functions taking input or output turn paths into arguments; a setting inside one would not
 #   rerun the rule when it changes, so settings never go there.
+import shlex
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ SRC_DIR = Path(workflow.basedir).parent / "src"
 sys.path.insert(0, str(SRC_DIR))
 
 from contig.core import plan  # noqa: E402
+from contig.core import resources as job_costs  # noqa: E402
 from contig.core.errors import InputError  # noqa: E402
 from contig.core.runlock import clear_stale_locks, record_owner  # noqa: E402
 from contig.core.sheets import load_schema, validate_sheet  # noqa: E402
@@ -166,6 +168,48 @@ def genotype_chromosomes():
     return sorted(chroms, key=chromosome_sort_key)
 
 
+# Imputed genotypes (optional): GWAS step 2 and the polygenic scores read them instead of the
+# QC'd array; QC, PCs, SNPs, burden, step 1 and clumping stay on the array.
+IMPUTED = INPUTS["imputed"]
+
+
+def imputed_files():
+    """The files behind inputs.imputed (and inputs.imputed_sample); [] when it is empty."""
+    from contig.genotypes.sources import source_files
+
+    if not IMPUTED:
+        return []
+    try:
+        files = source_files(IMPUTED, INPUTS["imputed_sample"])
+    except InputError as error:
+        raise WorkflowError(f"config inputs.imputed: {error.one_line()}")
+    for path in files:
+        if not Path(path).exists():
+            raise WorkflowError(f"config inputs.imputed: file not found: {path}")
+    return files
+
+
+IMPUTED_FILES = imputed_files()
+
+
+def step2_genotype_inputs(wildcards):
+    """What GWAS step 2 and the scores read: the imputed files, else the QC'd array fileset."""
+    if IMPUTED:
+        return IMPUTED_FILES
+    return [f"results/genotypes/cohort{ext}" for ext in (".bed", ".bim", ".fam")]
+
+
+def step2_source_arg(wildcards, input):
+    """--bfile of the QC'd array, or the imputed source's --bgen [--sample] / --pfile."""
+    from contig.genotypes.sources import source_arguments
+
+    if not IMPUTED:
+        return "--bfile results/genotypes/cohort"
+    return " ".join(
+        shlex.quote(arg) for arg in source_arguments(IMPUTED, INPUTS["imputed_sample"])
+    )
+
+
 # ------------------------------------------------------------------------------ the job plan
 
 IMAGE_CACHE = f"results/images/cache_{config['images']['size']}"
@@ -180,6 +224,68 @@ EXPLAIN = config["explain"]["enabled"] and "contig" in METHODS
 GPU_RESOURCES = (
     {"gpu": config["pretrain"]["gpus"]} if config["pretrain"]["gpus"] else {}
 )
+# Embedding and attributions run one process: one GPU whenever training has any.
+INFERENCE_GPU_RESOURCES = {"gpu": 1} if config["pretrain"]["gpus"] else {}
+# One GPU for each association job when gwas.device is cuda.
+GWAS_GPU_RESOURCES = {"gpu": 1} if config["gwas"]["device"] == "cuda" else {}
+
+
+def train_launcher(wildcards, resources):
+    """How training starts `contig` (one process, or torchrun with one process per GPU, DDP,
+    when the job holds more than one: pretrain.gpus). From resources, so that the GPU count,
+    which does not change results, reruns nothing."""
+    return plan.train_launcher(int(resources.get("gpu", 0)))
+
+
+# ------------------------------------------------------------------------------ job resources
+
+
+def input_job_size(rule_name, wildcards, input):
+    """The sizes a rule's requests grow with, read from its input files (contig.core.resources);
+    the simulator's from its settings; an association part's variants are its share of the
+    chromosomes."""
+    if rule_name == "simulate":
+        sim = config["simulate"]
+        return job_costs.JobSize(
+            people=sim["n_samples"],
+            variants=sim["n_snps"],
+            images=2 * sim["n_samples"],
+            image_size=sim["image_size"],
+        )
+    size = job_costs.size_of_inputs(
+        list(input), config["images"]["size"], INPUTS["images"]
+    )
+    if rule_name == "gwas":
+        share = len(GWAS_PARTS[wildcards.part]) / sum(map(len, GWAS_PARTS.values()))
+        size = job_costs.scaled_variants(size, share)
+    return size
+
+
+def request_settings(rule_name):
+    """The config values requests depend on: step 1's memory budget, epochs, and the GPUs of
+    the job (all of pretrain.gpus for training, one for embedding and attributions)."""
+    gpus = config["pretrain"]["gpus"]
+    return job_costs.RequestSettings(
+        store_mb=config["gwas"]["step1_mem_mb"],
+        epochs=config["pretrain"]["epochs"],
+        gpus=gpus if rule_name == "train" else min(gpus, 1),
+    )
+
+
+def job_resources(rule_name):
+    """mem_mb and runtime of a rule's jobs from their input sizes, growing with the retry
+    attempt, so a job SLURM killed for memory or time is resubmitted with more."""
+    settings = request_settings(rule_name)
+
+    def mem_mb(wildcards, input, attempt):
+        size = input_job_size(rule_name, wildcards, input)
+        return job_costs.request(rule_name, size, attempt, settings)[0]
+
+    def runtime(wildcards, input, attempt):
+        size = input_job_size(rule_name, wildcards, input)
+        return job_costs.request(rule_name, size, attempt, settings)[1]
+
+    return {"mem_mb": mem_mb, "runtime": runtime}
 
 
 def final_outputs():
@@ -187,7 +293,9 @@ def final_outputs():
     return [
         "results/genotypes/cohort.qc.tsv",
         "results/genotypes/pca_plot.png",
+        "results/genotypes/sample_filters.png",
         "results/scores/prs.npz",
+        *(["results/genotypes/imputed_samples.tsv"] if IMPUTED else []),
         # burden only feeds training: no rare-variant scan unless a model reads it
         *(
             ["results/scores/burden.npz"]
@@ -204,6 +312,14 @@ def final_outputs():
         *expand("results/gwas/{method}/phenotypes.spectrum.png", method=METHODS),
         "results/evaluate/comparison.tsv",
         *(["results/explain/contig/attributions.features.tsv"] if EXPLAIN else []),
+        *expand("results/loci/{method}/loci.annotated.tsv", method=METHODS),
+        *expand("results/loci/{method}/regional", method=METHODS),
+        *(
+            expand("results/loci/{method}/miami.png", method=METHODS)
+            if REPLICATE_EYES
+            else []
+        ),
+        "results/heritability/h2.tsv",
     ]
 
 
@@ -223,6 +339,23 @@ def loco_input(wildcards):
     if config["gwas"]["loco"]:
         return f"results/gwas/{wildcards.analysis}/step1.loco.tsv.gz"
     return []
+
+
+def loci_annotation_inputs(wildcards):
+    """What a method's annotated loci are built from: its loci and clumps, per-phenotype summary
+    statistics, the genes, and the combined GWAS of each other eye when replicate_eyes is on.
+    """
+    gwas = f"results/gwas/{wildcards.method}"
+    inputs = {
+        "loci": f"{gwas}/loci.tsv",
+        "clumps": f"{gwas}/loci.clumps.tsv",
+        "sumstats": f"{gwas}/sumstats",
+        "genes": INPUTS["genes"],
+    }
+    if REPLICATE_EYES:
+        for eye in plan.other_eyes(config["embed"]["eye"]):
+            inputs[f"eye_{eye}"] = f"{gwas}_{eye}/assoc.combined.parquet"
+    return inputs
 
 
 def comparison_inputs(wildcards):
@@ -330,6 +463,14 @@ def method_paths_arg(name):
         return " ".join(plan.named_paths(METHODS, input[name]))
 
     return arg
+
+
+def other_eye_args(wildcards, input):
+    """--other-eye EYE=PATH for each other eye's combined GWAS among the inputs."""
+    return plan.repeated_option(
+        "--other-eye",
+        (f"{key[4:]}={path}" for key, path in input.items() if key.startswith("eye_")),
+    )
 
 
 def comparison_args(wildcards, input):

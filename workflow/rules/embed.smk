@@ -25,9 +25,8 @@ rule embed:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        **GPU_RESOURCES,
-        mem_mb=8000,
-        runtime=120,
+        **INFERENCE_GPU_RESOURCES,
+        **job_resources("embed"),
     params:
         images=subpath(input.cache, strip_suffix=".npy"),
         checkpoints=checkpoint_args,

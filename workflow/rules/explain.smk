@@ -57,9 +57,8 @@ rule explain:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        **GPU_RESOURCES,
-        mem_mb=8000,
-        runtime=120,
+        **INFERENCE_GPU_RESOURCES,
+        **job_resources("explain"),
     params:
         images=subpath(input.cache, strip_suffix=".npy"),
         checkpoints=checkpoint_args,

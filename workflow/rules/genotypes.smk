@@ -13,6 +13,10 @@ rule qc:
             category="1. Genotype QC",
             labels={"table": "QC filters"},
         ),
+        removed="results/genotypes/cohort.removed.tsv",
+        kin0="results/genotypes/cohort.kin0",
+        king="results/genotypes/cohort.king.tsv",
+        ancestry="results/genotypes/cohort.ancestry.tsv",
     log:
         "logs/genotypes/qc.log",
     benchmark:
@@ -21,8 +25,7 @@ rule qc:
         "../../envs/genetics.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job_resources("qc"),
     params:
         # the prefix or the per-chromosome {chrom} pattern of config inputs.genotypes
         bfile=command_options({"--bfile": INPUTS["genotypes"]}),
@@ -36,9 +39,13 @@ rule qc:
             }
         ),
         keep=optional_input_arg("--keep", "manifest"),
+        # relatives and ancestry outliers, on the PCA's variant selection (sample_filter_options)
+        sample_filters=command_options(
+            plan.sample_filter_options(config["qc"], config["pca"])
+        ),
     shell:
         "python -m contig qc {params.bfile} --out {params.out} {params.options} {params.keep}"
-        " > {log} 2>&1"
+        " {params.sample_filters} > {log} 2>&1"
 
 
 rule pca:
@@ -56,8 +63,7 @@ rule pca:
         "../../envs/genetics.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        **job_resources("pca"),
     params:
         out=subpath(output.eigenvec, strip_suffix=".eigenvec"),
         bfile=subpath(input[0], strip_suffix=".bed"),
@@ -99,3 +105,26 @@ rule pca_plot:
     shell:
         "python -m contig pca-plot --eigenvec {input.eigenvec} --eigenval {input.eigenval}"
         " --out {output} {params.options} > {log} 2>&1"
+
+
+rule sample_filters_plot:
+    input:
+        qc="results/genotypes/cohort.qc.tsv",
+        king="results/genotypes/cohort.king.tsv",
+        ancestry="results/genotypes/cohort.ancestry.tsv",
+    output:
+        report(
+            "results/genotypes/sample_filters.png",
+            caption="../report/sample_filters.rst",
+            category="1. Genotype QC",
+            labels={"figure": "Relatives and ancestry outliers"},
+        ),
+    log:
+        "logs/genotypes/sample_filters_plot.log",
+    conda:
+        "../../envs/genetics.yaml"
+    params:
+        options=command_options({"--density": not config["report"]["individual_level"]}),
+    shell:
+        "python -m contig sample-filters-plot --qc {input.qc} --king {input.king}"
+        " --ancestry {input.ancestry} --out {output} {params.options} > {log} 2>&1"

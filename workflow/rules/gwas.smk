@@ -80,19 +80,39 @@ rule gwas_step1:
         "../../envs/genetics.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        **job_resources("gwas_step1"),
+        # where the level-0 predictions are kept (memory or disk): same results, not a trigger
+        step1_mem_mb=config["gwas"]["step1_mem_mb"],
     params:
         bfile=subpath(input[0], strip_suffix=".bed"),
         out=subpath(output[0], strip_suffix=".loco.tsv.gz"),
+        options=command_options({"--min-maf": config["gwas"]["step1_min_maf"]}),
     shell:
         "python -m contig gwas-step1 --bfile {params.bfile} --pheno {input.pheno}"
-        " --covar {input.covar} --out {params.out} > {log} 2>&1"
+        " --covar {input.covar} --out {params.out} {params.options}"
+        " --mem-mb {resources.step1_mem_mb} > {log} 2>&1"
+
+
+rule imputed_samples:
+    input:
+        genotypes=multiext("results/genotypes/cohort", ".bed", ".bim", ".fam"),
+        imputed=IMPUTED_FILES,
+    output:
+        "results/genotypes/imputed_samples.tsv",
+    log:
+        "logs/genotypes/imputed_samples.log",
+    conda:
+        "../../envs/genetics.yaml"
+    params:
+        source=step2_source_arg,
+    shell:
+        "python -m contig match-samples --bfile results/genotypes/cohort {params.source}"
+        " --out {output} > {log} 2>&1"
 
 
 rule gwas:
     input:
-        genotypes=multiext("results/genotypes/cohort", ".bed", ".bim", ".fam"),
+        genotypes=step2_genotype_inputs,
         pheno="results/gwas/{analysis}/phenotypes.pheno.tsv",
         covar="results/gwas/{analysis}/phenotypes.covar.tsv",
         loco=loco_input,
@@ -108,21 +128,24 @@ rule gwas:
         "../../envs/genetics.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        **GWAS_GPU_RESOURCES,
+        **job_resources("gwas"),
     params:
-        bfile=subpath(input[0], strip_suffix=".bed"),
+        source=step2_source_arg,
         chroms=gwas_part_chromosomes,
         loco=optional_input_arg("--loco", "loco"),
         options=command_options(
             {
                 "--maf": config["gwas"]["maf"],
+                "--min-info": config["gwas"]["min_info"] if IMPUTED else None,
+                "--min-mac": config["gwas"]["min_mac"] if IMPUTED else None,
                 "--dtype": config["gwas"]["dtype"],
                 "--chunk-size": config["gwas"]["chunk_size"],
+                "--device": config["gwas"]["device"],
             }
         ),
     shell:
-        "python -m contig gwas --bfile {params.bfile} --pheno {input.pheno}"
+        "python -m contig gwas {params.source} --pheno {input.pheno}"
         " --covar {input.covar} --chrom {params.chroms} --part-out {output}"
         " {params.options} --threads {threads} {params.loco} > {log} 2>&1"
 
@@ -142,11 +165,20 @@ rule gwas_gather:
         "../../envs/genetics.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job_resources("gwas_gather"),
     params:
         out=subpath(output.combined, strip_suffix=".combined.parquet"),
-        options=command_options({"--formats": config["gwas"]["formats"]}),
+        # the genome build GWAS-SSF metadata records: the one the genotypes are on (prs.genome_build)
+        options=command_options(
+            {
+                "--formats": config["gwas"]["formats"],
+                "--genome-assembly": (
+                    config["prs"]["genome_build"] or "NR"
+                    if "ssf" in config["gwas"]["formats"]
+                    else None
+                ),
+            }
+        ),
     shell:
         "python -m contig gwas-gather --parts {input.parts} --out {params.out}"
         " --per-pheno-dir {output.sumstats} {params.options} --threads {threads}"

@@ -22,8 +22,7 @@ rule images:
         "../../envs/images.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=120,
+        **job_resources("images"),
     params:
         out=subpath(output.qc, strip_suffix=".qc.tsv"),
         options=command_options(

@@ -38,11 +38,11 @@ rule train:
     threads: 2
     resources:
         **GPU_RESOURCES,
+        **job_resources("train"),
         # data loader processes: they do not change the model, so not a rerun trigger
         workers=config["pretrain"]["workers"],
-        mem_mb=16000,
-        runtime=24 * 60,
     params:
+        launcher=train_launcher,
         images=subpath(input.cache, strip_suffix=".npy"),
         out=subpath(output.model, parent=True),
         modalities=modality_args,
@@ -57,6 +57,10 @@ rule train:
                 "--epochs": config["pretrain"]["epochs"],
                 "--batch-size": config["pretrain"]["batch_size"],
                 "--accumulate": config["pretrain"]["accumulate"],
+                "--grad-cache-chunk": config["pretrain"]["grad_cache_chunk"],
+                "--activation-checkpointing": config["pretrain"][
+                    "activation_checkpointing"
+                ],
                 "--lr": config["pretrain"]["lr"],
                 "--weight-decay": config["pretrain"]["weight_decay"],
                 "--warmup-epochs": config["pretrain"]["warmup_epochs"],
@@ -76,6 +80,6 @@ rule train:
             }
         ),
     shell:
-        "python -m contig train --images {params.images} {params.modalities}"
+        "{params.launcher} train --images {params.images} {params.modalities}"
         " --method {wildcards.method} --out {params.out} {params.split} {params.options}"
         " --workers {resources.workers} --threads {threads} --progress off > {log} 2>&1"

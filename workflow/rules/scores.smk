@@ -15,8 +15,7 @@ rule snps:
         "../../envs/genetics.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job_resources("snps"),
     params:
         bfile=subpath(input[0], strip_suffix=".bed"),
         out=subpath(output.matrix, strip_suffix=".npz"),
@@ -42,7 +41,7 @@ rule snps:
 
 rule prs:
     input:
-        genotypes=multiext("results/genotypes/cohort", ".bed", ".bim", ".fam"),
+        genotypes=step2_genotype_inputs,
         scores=pgs_files(),
     output:
         matrix="results/scores/prs.npz",
@@ -62,10 +61,9 @@ rule prs:
         "../../envs/genetics.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job_resources("prs"),
     params:
-        bfile=subpath(input[0], strip_suffix=".bed"),
+        source=step2_source_arg,
         out=subpath(output.matrix, strip_suffix=".npz"),
         options=command_options(
             {
@@ -77,7 +75,7 @@ rule prs:
             }
         ),
     shell:
-        "python -m contig prs --bfile {params.bfile} --scores {input.scores}"
+        "python -m contig prs {params.source} --scores {input.scores}"
         " --out {params.out} {params.options} > {log} 2>&1"
 
 
@@ -101,8 +99,7 @@ rule burden:
         "../../envs/genetics.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job_resources("burden"),
     params:
         bfile=subpath(input[0], strip_suffix=".bed"),
         out=subpath(output.matrix, strip_suffix=".npz"),

@@ -22,8 +22,7 @@ rule simulate:
         "../../envs/simulate.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job_resources("simulate"),
     params:
         out=subpath(output.bed, parent=True),
         options=command_options(
@@ -35,6 +34,10 @@ rule simulate:
                 "--h2": config["simulate"]["h2"],
                 "--fst": config["simulate"]["fst"],
                 "--missing-rate": config["simulate"]["missing_rate"],
+                "--n-duplicates": config["simulate"]["n_duplicates"] or None,
+                "--n-parent-offspring": config["simulate"]["n_parent_offspring"]
+                or None,
+                "--n-sibling-pairs": config["simulate"]["n_sibling_pairs"] or None,
                 "--seed": config["simulate"]["seed"],
             }
         ),

@@ -9,18 +9,21 @@ import logging
 import numpy as np
 
 from contig.cli.argtypes import add_missing_phenotype_argument, float_in, non_negative_int, positive_int
+from contig.core.errors import InputError
+from contig.genotypes.sources import DosageSource
 from contig.gwas.association import DTYPES, SCAN_DEFAULTS, GwasResult, run_gwas
+from contig.gwas.dosage import DOSAGE_FILTER_DEFAULTS, DosageFilters, run_dosage_gwas
 from contig.gwas.inputs import MISSING_PHENOTYPE
 from contig.gwas.stats import lambda_gc
-from contig.gwas.sumstats import PER_PHENO_FORMATS, write_gwas_outputs, write_gwas_part
+from contig.cli.gwas_gather import add_formats_arguments
+from contig.gwas.sumstats import write_gwas_outputs, write_gwas_part
 
 log = logging.getLogger("contig.gwas.association")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SCAN_DEFAULTS
-    parser.add_argument("--bfile", required=True,
-                        help="PLINK 1 prefix, or a pattern with {chrom} for per-chromosome filesets")
+    add_genotype_source_arguments(parser)
     parser.add_argument("--pheno", required=True,
                         help="TSV: IID + numeric phenotype columns (NA = missing; people missing any "
                              "phenotype are dropped)")
@@ -36,9 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-pheno-dir", default=None, metavar="DIR",
                         help="write the per-phenotype files as DIR/<pheno>.tsv.gz/.parquet "
                              "(one folder, replaced as a whole) instead of OUT.<pheno>.*")
-    parser.add_argument("--formats", nargs="+", choices=PER_PHENO_FORMATS, default=list(PER_PHENO_FORMATS),
-                        help="per-phenotype file formats (default: parquet tsv.gz); the combined "
-                             "table is written as both")
+    add_formats_arguments(parser)
     parser.add_argument("--threads", type=positive_int, default=defaults.threads,
                         help="scan workers (each decodes, multiplies with single-threaded BLAS and "
                              f"computes p-values for its own chunks) and output writers (default "
@@ -61,21 +62,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip variants with minor allele frequency below this among the people "
                              f"used (default {defaults.maf:g})")
     parser.add_argument("--chrom", nargs="+", default=None, help="test only these chromosomes")
+    filters = DOSAGE_FILTER_DEFAULTS
+    parser.add_argument("--min-info", type=float_in(0.0, 1.0), default=filters.min_info,
+                        help="dosages (--pfile/--bgen) only: skip variants whose INFO (MACH r^2 among "
+                             f"the people used) is below this (default {filters.min_info:g})")
+    parser.add_argument("--min-mac", type=float_in(0.0, float("inf")), default=filters.min_mac,
+                        help="dosages (--pfile/--bgen) only: skip variants whose minor allele dosage "
+                             f"count among the people used is below this (default {filters.min_mac:g})")
+
+
+def add_genotype_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """--bfile (array hard calls) or --pfile / --bgen + --sample (imputed dosages)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bfile",
+                        help="PLINK 1 prefix, or a pattern with {chrom} for per-chromosome filesets")
+    source.add_argument("--pfile", help="PLINK 2 prefix (.pgen/.pvar/.psam; hard calls and dosages), "
+                                        "or a pattern with {chrom}")
+    source.add_argument("--bgen", help="BGEN v1.2/1.3 file (first allele REF), or a pattern with {chrom}")
+    parser.add_argument("--sample", default=None,
+                        help="with --bgen: Oxford .sample file (may contain {chrom}); default: the "
+                             "sample identifiers stored in the .bgen")
+
+
+def open_dosage_source(args: argparse.Namespace, chroms: list[str] | None = None) -> DosageSource | None:
+    """The dosage source the arguments name (None for --bfile); of a {chrom} pattern only the
+    files of ``chroms`` when given."""
+    if args.bgen is None and args.sample is not None:
+        raise InputError("--sample goes with --bgen", "--sample")
+    if args.bfile is not None:
+        return None
+    return DosageSource.open(pfile=args.pfile, bgen=args.bgen, sample=args.sample, chroms=chroms)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_gwas(args.bfile, args.pheno, args.covar, loco=args.loco, chunk_size=args.chunk_size,
-                      device=args.device, dtype=args.dtype, maf=args.maf, chroms=args.chrom,
-                      pheno_cols=args.pheno_cols, covar_cols=args.covar_cols, threads=args.threads,
-                      allow_empty=args.part_out is not None,
-                      missing_phenotype=args.input_missing_phenotype)
+    source = open_dosage_source(args, args.chrom)
+    options = dict(loco=args.loco, chunk_size=args.chunk_size, device=args.device, dtype=args.dtype,
+                   maf=args.maf, chroms=args.chrom, pheno_cols=args.pheno_cols,
+                   covar_cols=args.covar_cols, threads=args.threads,
+                   allow_empty=args.part_out is not None, missing_phenotype=args.input_missing_phenotype)
+    if source is None:
+        result = run_gwas(args.bfile, args.pheno, args.covar, **options)
+    else:
+        result = run_dosage_gwas(source, args.pheno, args.covar, **options,
+                                 filters=DosageFilters(args.min_info, args.min_mac))
     log_counts(result, args.maf)
     if args.part_out is not None:
         write_gwas_part(result, args.part_out)
         log.info("wrote part %s: %d variants x %d phenotypes", args.part_out, len(result.variants),
                  len(result.pheno_names))
         return 0
-    paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads, args.formats)
+    paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads, args.formats,
+                               {"genome_assembly": args.genome_assembly})
     log_inflation(result)
     log.info("wrote %d files with prefix %s", len(paths), args.out)
     return 0
@@ -99,6 +136,9 @@ def log_counts(result: GwasResult, maf: float) -> None:
         log.info("variants on other chromosomes skipped: %d", c["variants_other_chrom"])
     if "variants_below_maf" in c:
         log.info("variants below --maf %g skipped: %d", maf, c["variants_below_maf"])
+    for key, option in (("variants_below_min_mac", "--min-mac"), ("variants_below_min_info", "--min-info")):
+        if key in c:
+            log.info("variants below %s skipped: %d", option, c[key])
     log.info("variants tested: %d (%d NA: monomorphic among the people used or explained by the "
              "covariates); %d phenotypes; df = %d", c["variants_tested"], c["variants_na"],
              len(result.pheno_names), result.df)

@@ -6,14 +6,14 @@ import argparse
 import logging
 
 from contig.cli.argtypes import float_in, positive_int
+from contig.cli.gwas import add_genotype_source_arguments, open_dosage_source
 from contig.scores.prs import DEFAULTS, LOW_OVERLAP_ACTIONS, output_paths, run_prs
 
 log = logging.getLogger("contig.scores.prs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bfile", required=True,
-                        help="PLINK 1 prefix, or a pattern with {chrom} for per-chromosome filesets")
+    add_genotype_source_arguments(parser)
     parser.add_argument("--scores", required=True, nargs="+", metavar="FILE",
                         help="PGS Catalog scoring files (format v2, plain or .gz, harmonized or not)")
     parser.add_argument("--out", required=True,
@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_prs(args.bfile, args.scores, args.out, min_overlap=args.min_overlap,
+    source = open_dosage_source(args)
+    result = run_prs(args.bfile if source is None else source, args.scores, args.out, min_overlap=args.min_overlap,
                      on_low_overlap=args.on_low_overlap,
                      keep_ambiguous=args.keep_ambiguous, mean_imputation=not args.no_mean_imputation,
                      genome_build=args.genome_build, chunk_size=args.chunk_size)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
-from contig.cli.argtypes import float_in, positive_int
+from contig.cli.argtypes import float_in, non_negative_int, positive_int
 from contig.core.errors import InputError
 from contig.genotypes.qc import BARE_FLAG_THRESHOLDS, DEFAULT_CHUNK_SIZE
+from contig.genotypes.sample_filters import DEFAULTS as SAMPLE_FILTER_DEFAULTS
 
 log = logging.getLogger("contig.genotypes.qc")
 
@@ -31,6 +33,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="samples to keep: plink-style FID IID / IID file, or a TSV with an IID column")
     parser.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE,
                         help=f"variants per streamed chunk (default {DEFAULT_CHUNK_SIZE})")
+    add_sample_filter_arguments(parser)
+
+
+def add_sample_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """Relatives and ancestry outliers, after the filters above (contig.genotypes.sample_filters)."""
+    sf = SAMPLE_FILTER_DEFAULTS
+    group = parser.add_argument_group("sample filters after QC, on common autosomal variants")
+    group.add_argument("--king-cutoff", type=float_in(-1.0, 0.5), default=None,
+                       help="remove one person of each pair with KING-robust kinship > X (plink2's "
+                            "--king-cutoff choice); 0.0884 removes 2nd degree and closer")
+    group.add_argument("--king-table", action="store_true",
+                       help="compute every pair's kinship even without --king-cutoff: OUT.kin0 (pairs "
+                            ">= 0.0442) and OUT.king.tsv (the kinship histogram)")
+    group.add_argument("--ancestry-sd", type=float_in(0.0, math.inf, include_low=False), default=None,
+                       help="remove people more than K standard deviations from the mean on any of the "
+                            "top --ancestry-pcs PCs (computed after --king-cutoff); OUT.ancestry.tsv")
+    group.add_argument("--ancestry-pcs", type=positive_int, default=sf.ancestry_pcs,
+                       help=f"PCs the ancestry filter looks at (default {sf.ancestry_pcs})")
+    group.add_argument("--filter-maf", type=float_in(0.0, 0.5), default=sf.maf,
+                       help=f"variants for both filters: founder MAF >= X (default {sf.maf:g})")
+    group.add_argument("--filter-indep-pairwise", nargs=3, metavar=("WINDOW", "STEP", "R2"),
+                       default=None, help="LD-prune the ancestry PCA's variants as plink "
+                                          "--indep-pairwise (kinship uses them all)")
+    group.add_argument("--filter-seed", type=non_negative_int, default=sf.seed,
+                       help=f"seed of the ancestry PCA's randomized eigensolver (default {sf.seed})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if keep is not None:
         log.info("--keep: %d samples not in %s (e.g. no images) removed; %d IDs in %s match no sample",
                  len(result.removed_samples.get("keep", [])), args.bfile, result.keep_unmatched, args.keep)
+    result, reasons, write_filter_tables = apply_sample_filters(genotypes, result, args)
     for row in result.steps.iter_rows(named=True):
         if row["step"] == "input":
             continue
@@ -65,5 +93,61 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"QC removed every {'sample' if not len(result.sample_idx) else 'variant'}; "
                          "relax the thresholds", args.bfile)
     write_qc_outputs(genotypes, result, args.out)
+    write_removed(genotypes, result, args.out, reasons)
+    write_filter_tables()
     log.info("wrote %s.bed/.bim/.fam and %s.qc.tsv", args.out, args.out)
     return 0
+
+
+def apply_sample_filters(genotypes, result, args: argparse.Namespace):
+    """Relatives and ancestry outliers among the people QC kept (when asked). Returns the QC result
+    with their removals, the reason per removed IID, and a function that writes their tables (called
+    once everything else succeeded, so that a failure leaves no output)."""
+    from contig.cli.argtypes import prune_window
+    from contig.core.tables import write_tsv
+    from contig.genotypes.king import histogram_table, kin0_table, write_kin0
+    from contig.genotypes.sample_filters import (SampleFilterSettings, ancestry_table, apply_to_qc,
+                                                 removed_table, run_sample_filters)
+
+    settings = SampleFilterSettings(king_cutoff=args.king_cutoff, ancestry_sd=args.ancestry_sd,
+                                    ancestry_pcs=args.ancestry_pcs, king_table=args.king_table,
+                                    maf=args.filter_maf, window=prune_window(args.filter_indep_pairwise),
+                                    seed=args.filter_seed)
+    if not settings.active or not len(result.sample_idx) or not len(result.variant_idx):
+        return result, {}, write_nothing
+    filtered = run_sample_filters(genotypes, result.sample_idx, result.variant_idx, settings)
+    fam = genotypes.fam[result.sample_idx]
+    out = Path(args.out)
+    removed = removed_table(filtered, fam)
+    for row in removed.iter_rows(named=True):
+        log.info("%s removed %s: %s", row["step"], row["IID"], row["reason"])
+
+    def write_filter_tables() -> None:
+        if filtered.pairs is not None:
+            write_kin0(out.with_name(out.name + ".kin0"), kin0_table(filtered.pairs, fam))
+            write_tsv(histogram_table(filtered.pairs), out.with_name(out.name + ".king.tsv"))
+        if settings.ancestry_sd is not None or args.king_table:
+            write_tsv(ancestry_table(filtered, fam), out.with_name(out.name + ".ancestry.tsv"))
+
+    reasons = dict(zip(removed["IID"], removed["reason"]))
+    return apply_to_qc(result, filtered, settings, genotypes.fam), reasons, write_filter_tables
+
+
+def write_nothing() -> None:
+    """The table writer of sample filters that did not run."""
+
+
+def write_removed(genotypes, result, out: str, reasons: dict[str, str]) -> None:
+    """OUT.removed.tsv: every person a step removed (FID, IID, step, reason where one is known)."""
+    import polars as pl
+
+    from contig.core.tables import write_tsv
+
+    rows = [(step, iid, reasons.get(iid, "")) for step, iids in result.removed_samples.items()
+            for iid in iids]
+    table = pl.DataFrame(rows, schema={"step": pl.String, "IID": pl.String, "reason": pl.String},
+                         orient="row")
+    fids = genotypes.fam.select("IID", "FID").unique("IID", keep="first")
+    table = table.join(fids, on="IID", how="left", maintain_order="left").select("FID", "IID", "step",
+                                                                                 "reason")
+    write_tsv(table, Path(out).with_name(Path(out).name + ".removed.tsv"))

@@ -31,6 +31,9 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "--n-major-snps": ("n_major_snps", "major causal SNPs per trait"),
     "--major-variance": ("major_variance", "trait variance explained by each major SNP"),
     "--two-eye-fraction": ("two_eye_fraction", "share of people with both eyes imaged"),
+    "--n-duplicates": ("n_duplicates", "planted duplicate pairs (kinship 0.5)"),
+    "--n-parent-offspring": ("n_parent_offspring", "planted parent-offspring pairs"),
+    "--n-sibling-pairs": ("n_sibling_pairs", "planted full-sibling pairs"),
     "--workers": ("n_workers", "processes rendering images (does not change the output)"),
 }
 

@@ -120,6 +120,14 @@ def _add_optimization(parser: argparse.ArgumentParser) -> None:
                      "(default %(default)s)")
     opt.add_argument("--accumulate", type=positive_int, default=D.accumulate,
                      help="batches per optimizer step (default %(default)s)")
+    opt.add_argument("--grad-cache-chunk", type=non_negative_int, default=D.grad_cache_chunk,
+                     help="gradient cache: embed images this many people at a time, so the "
+                     "batch size does not depend on GPU memory; 0 = one pass (default "
+                     "%(default)s; one process only)")
+    opt.add_argument("--activation-checkpointing", action="store_true",
+                     default=D.activation_checkpointing,
+                     help="recompute the backbone's stage activations in the backward pass "
+                     "(less memory, about one more forward pass of compute)")
     opt.add_argument("--lr", type=positive, default=D.lr,
                      help="peak AdamW learning rate, > 0 (default %(default)s)")
     opt.add_argument("--weight-decay", type=non_negative, default=D.weight_decay,

@@ -121,3 +121,34 @@ def comparison_arguments(methods: Sequence[str], folds: Sequence[str], loci: Seq
     if probes:
         args += ["--probes", probes]
     return " ".join(args)
+
+
+def other_eyes(embedded_eye: str) -> list[str]:
+    """The eyes whose per-eye GWAS test a method's loci for replication: the other one when the
+    method embeds one eye (``embed.eye`` left or right), both when it averages them (mean)."""
+    return [eye for eye in EYES if eye != embedded_eye]
+
+
+def train_launcher(gpus: int) -> str:
+    """The start of the train rule's command: ``python -m contig`` for one process (CPU or one
+    GPU), ``torchrun`` with one process per GPU for ``gpus`` > 1, so that DDP runs (each process
+    reads its rank from torchrun's environment; ``--standalone``: one node, local rendezvous)."""
+    if gpus > 1:
+        return f"torchrun --standalone --nproc-per-node {int(gpus)} -m contig"
+    return "python -m contig"
+
+
+def sample_filter_options(qc: Mapping[str, object], pca: Mapping[str, object]) -> dict[str, object]:
+    """``contig qc``'s sample-filter flags from the config's ``qc`` and ``pca`` sections: the
+    kinship table always (the report shows it), on variants with MAF >= pca.maf; the relatives
+    and ancestry filters when their keys are set, the ancestry PCs with the PCA's pruning and seed."""
+    ancestry = qc.get("ancestry_sd") is not None
+    return {
+        "--king-table": True,
+        "--king-cutoff": qc.get("king_cutoff"),
+        "--ancestry-sd": qc.get("ancestry_sd"),
+        "--ancestry-pcs": qc.get("ancestry_pcs") if ancestry else None,
+        "--filter-maf": pca["maf"],
+        "--filter-indep-pairwise": pca["indep_pairwise"] if ancestry else None,
+        "--filter-seed": pca["seed"] if ancestry else None,
+    }

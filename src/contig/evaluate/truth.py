@@ -48,6 +48,7 @@ from contig.core.errors import InputError
 from contig.core.tables import read_tsv
 from contig.gwas.stats import lambda_gc
 from contig.gwas.sumstats import read_sumstats
+from contig.gwas.wide import is_wide, read_wide_phenotype, wide_file, wide_phenotypes
 from contig.scores.pgs_catalog import normalize_chrom
 from contig.simulate.config import read_simulation_json
 
@@ -145,12 +146,20 @@ def phenotype_sumstats_paths(location: str | Path) -> dict[str, Path]:
     - the ``--out`` prefix of ``contig gwas``: the phenotypes listed in PREFIX.summary.tsv (of
       ``contig gwas-summary``; ``combined`` and ``joint`` excluded), PREFIX.<pheno>.parquet (or
       .tsv.gz when there is no parquet).
+
+    Where a folder or prefix holds only the wide layout (``all.wide.parquet``), every phenotype
+    maps to that file (:func:`contig.gwas.wide.read_wide_phenotype` reads its columns).
     """
     folder = Path(location)
     if folder.is_dir():
-        files = sorted(folder.glob("*.parquet")) or sorted(folder.glob("*.tsv.gz"))
+        files = (sorted(f for f in folder.glob("*.parquet") if not is_wide(f))
+                 or sorted(f for f in folder.glob("*.tsv.gz") if not f.name.endswith(".ssf.tsv.gz")))
+        wide = wide_file(folder)
+        if not files and wide is not None:  # the wide layout: one file, a column per phenotype
+            return {name: wide for name in wide_phenotypes(wide)}
         if not files:
-            raise InputError("folder has no <pheno>.parquet or <pheno>.tsv.gz files", folder)
+            raise InputError("folder has no <pheno>.parquet, <pheno>.tsv.gz or all.wide.parquet files",
+                             folder)
         paths = {f.name.removesuffix(".parquet").removesuffix(".tsv.gz"): f for f in files}
         return {name: paths[name] for name in sorted(paths, key=_natural_key)}
     summary_path = Path(f"{location}.summary.tsv")
@@ -165,7 +174,9 @@ def phenotype_sumstats_paths(location: str | Path) -> dict[str, Path]:
         if pheno is None:
             raise InputError("empty phenotype name", summary_path, i + 2, "PHENO")
         parquet, tsv = Path(f"{location}.{pheno}.parquet"), Path(f"{location}.{pheno}.tsv.gz")
-        paths[pheno] = parquet if parquet.exists() or not tsv.exists() else tsv
+        wide = wide_file(location)
+        paths[pheno] = (wide if wide is not None and not parquet.exists() and not tsv.exists() else
+                        parquet if parquet.exists() or not tsv.exists() else tsv)
     if not paths:
         raise InputError("lists no phenotype", summary_path)
     return paths
@@ -273,7 +284,9 @@ def null_lambdas(pheno_paths: Mapping[str, str | Path], null_chroms: Sequence[st
     (N_VARIANTS counts variants with a p-value; LAMBDA_GC null when there are none)."""
     rows = []
     for pheno, path in pheno_paths.items():
-        lp = null_chromosome_log10p(read_sumstats(path), "LOG10P", null_chroms)
+        table = (read_wide_phenotype(path, pheno, ["CHROM", "GENPOS", "ID", "LOG10P"]) if is_wide(path)
+                 else read_sumstats(path))
+        lp = null_chromosome_log10p(table, "LOG10P", null_chroms)
         rows.append((pheno, int(lp.size), lambda_gc(lp) if lp.size else None))
     return pl.DataFrame(rows, schema={"PHENO": pl.Utf8, "N_VARIANTS": pl.Int64,
                                       "LAMBDA_GC": pl.Float64}, orient="row")

@@ -13,9 +13,9 @@ from exact integer sums and compared as plink2 compares it (cov^2 > R2 * var1 * 
 equals plink2's (tested). Known differences: chrX/chrY are treated as diploid autosomes here (plink2
 counts males as haploid there).
 
-The r^2 of all pairs that can share a window is computed block-wise with one float32 matrix product
-per block (exact for integer genotypes) plus sparse corrections for missing calls; the greedy pass
-then runs over the sparse list of pairs above the threshold.
+The r^2 of all pairs that can share a window is computed block-wise by a compiled kernel on bit
+planes of the genotypes, with popcounts (``contig.genotypes.ld_kernels``); the greedy pass, also
+compiled, then runs over the sparse list of pairs above the threshold.
 """
 
 from __future__ import annotations
@@ -27,15 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from contig.core.atomic import atomic_paths
 from contig.core.errors import InputError
-from contig.genotypes.plinkio import Genotypes, founder_mask
+from contig.genotypes.plinkio import Genotypes, bed_bytes_per_variant, founder_mask
 
 log = logging.getLogger(__name__)
-
-SMALL_EPSILON = 2.0**-44
 
 
 @dataclass(frozen=True)
@@ -83,100 +80,73 @@ def _band_limits(pos: np.ndarray, window: PruneWindow) -> np.ndarray:
     return np.minimum(np.arange(n) + window.size, n)
 
 
-def _decode(chunk: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
-    """int8 ALT counts ``(v, n)`` -> float32 counts with missing as 0, and the sparse missing mask."""
-    missing = chunk < 0
-    values = np.where(missing, 0, chunk).astype(np.float32)
-    return values, sp.csr_matrix(missing.astype(np.float32))
+def _block_rows(n_samples: int, band_width: int) -> int:
+    """Variants per block of :func:`band_partners`: ~64 MB of int8 genotypes and at most ~128 MB
+    of partner slots (``band_width`` per variant), 64 to 16,384."""
+    rows = min(2**26 // max(n_samples, 1), 2**24 // max(band_width, 1))
+    return int(np.clip(rows, 64, 16384))
 
 
-def pairs_above_threshold(genotypes: Genotypes, variant_idx: np.ndarray, sample_idx: np.ndarray | None,
-                          limits: np.ndarray, r2: float, usable: np.ndarray,
-                          block: int = 256) -> list[np.ndarray]:
-    """For each variant i (local index into ``variant_idx``), the sorted local j > i, j < limits[i],
-    with r^2(i, j) > r2 over samples called at both. ``usable`` (bool, per variant) excludes variants
-    from all pairs (monomorphic ones)."""
+def read_bit_planes(genotypes: Genotypes, variant_idx: np.ndarray,
+                    sample_idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bit planes ``low``, ``high``, ``present`` of the variants ``variant_idx`` (increasing), each
+    uint64 ``(len(variant_idx), n_words)``: straight from the .bed bytes when every sample is used,
+    else from the decoded genotypes of ``sample_idx``."""
+    from contig.genotypes.ld_kernels import bit_planes, packed_bit_planes
+
+    if sample_idx is not None:
+        return bit_planes(genotypes.read(variant_idx, sample_idx))
+    n_bytes = bed_bytes_per_variant(genotypes.n_samples)
+    padded = np.zeros((len(variant_idx), -(-n_bytes // 8) * 8), dtype=np.uint8)
+    row = 0
+    for _, rows in genotypes.iter_packed_chunks(len(variant_idx) or 1, variant_idx):
+        padded[row : row + len(rows), :n_bytes] = rows
+        row += len(rows)
+    return packed_bit_planes(padded.view("<u8"), genotypes.n_samples)
+
+
+def _monomorphic(counts: np.ndarray) -> np.ndarray:
+    """``(n_variants,)`` bool from counts ``(n_variants, 4)`` (hom_ref, het, hom_alt, called):
+    no variance among the calls (one homozygote only, all heterozygous, or no calls)."""
+    hom_ref, hom_alt, called = counts[:, 0], counts[:, 2], counts[:, 3]
+    return ((hom_ref == 0) & (hom_alt == 0)) | (hom_ref == called) | (hom_alt == called)
+
+
+@dataclass
+class BandPartners:
+    """Above-threshold pairs of one subcontig as CSR: variant i's later partners (local indices,
+    increasing) are ``partners[pointer[i]:pointer[i + 1]]``; ``counts`` ``(n, 4)`` are the
+    founders' hom_ref, het, hom_alt and called counts per variant."""
+
+    pointer: np.ndarray
+    partners: np.ndarray
+    counts: np.ndarray
+
+
+def band_partners(genotypes: Genotypes, variant_idx: np.ndarray, sample_idx: np.ndarray | None,
+                  limits: np.ndarray, r2: float, block: int | None = None) -> BandPartners:
+    """For each variant i (local index into ``variant_idx``), the local j > i, j < ``limits[i]``,
+    with r^2(i, j) > ``r2`` over the samples called at both; variants without variance pair with
+    none. Reads blocks of ``block`` variants (plus the band reaching past them) and runs the
+    compiled bit-plane kernel on each."""
+    from contig.genotypes.ld_kernels import band_pairs_above, plane_genotype_counts
+
     n_var = len(variant_idx)
-    partners: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * n_var
-    n_samples = genotypes.n_samples if sample_idx is None else len(sample_idx)
+    width = int((limits - np.arange(n_var)).max())
+    block = block or _block_rows(genotypes.n_samples if sample_idx is None else len(sample_idx), width)
+    row_counts, flat, counts = [], [], []
     for a in range(0, n_var, block):
         b = min(a + block, n_var)
-        c = int(limits[a:b].max())
-        if c <= a + 1:
-            continue
-        chunk = genotypes.read(variant_idx[a:c], sample_idx)
-        values, missing = _decode(chunk)
-        squares = values * values
-        rows, cols = values[: b - a], values
-        dot = rows @ cols.T  # (b-a, c-a) sum over samples of g_i g_j (missing contribute 0)
-        total = values.sum(axis=1).astype(np.int64)  # (c-a,)
-        total_sq = squares.sum(axis=1).astype(np.int64)
-        n_missing = np.asarray(missing.sum(axis=1)).ravel().astype(np.int64)
-        if missing.nnz:
-            miss_rows, miss_cols = missing[: b - a], missing
-            # sums of g_i (and g_i^2) over samples missing at j, and counts missing at both
-            g_i_at_missing_j = np.asarray((miss_cols @ rows.T).T)  # (b-a, c-a)
-            g2_i_at_missing_j = np.asarray((miss_cols @ squares[: b - a].T).T)
-            g_j_at_missing_i = np.asarray(miss_rows @ cols.T)
-            g2_j_at_missing_i = np.asarray(miss_rows @ squares.T)
-            both_missing = (miss_rows @ miss_cols.T).toarray()
-        else:
-            g_i_at_missing_j = g2_i_at_missing_j = g_j_at_missing_i = g2_j_at_missing_i = 0.0
-            both_missing = 0.0
-        i_local = np.arange(b - a)
-        n_both = (n_samples - n_missing[i_local, None] - n_missing[None, :]
-                  + np.asarray(both_missing, dtype=np.int64))
-        sum_i = total[i_local, None] - np.asarray(g_i_at_missing_j, dtype=np.int64)
-        sq_i = total_sq[i_local, None] - np.asarray(g2_i_at_missing_j, dtype=np.int64)
-        sum_j = total[None, :] - np.asarray(g_j_at_missing_i, dtype=np.int64)
-        sq_j = total_sq[None, :] - np.asarray(g2_j_at_missing_i, dtype=np.int64)
-        dot = np.rint(dot).astype(np.int64)
-        cov = (dot * n_both - sum_i * sum_j).astype(np.float64)
-        var_i = (sq_i * n_both - sum_i * sum_i).astype(np.float64)
-        var_j = (sq_j * n_both - sum_j * sum_j).astype(np.float64)
-        above = cov * cov > (r2 * var_i) * var_j
-        # keep only j in (i, limits[i]) and usable pairs
-        j_global = np.arange(a, c)
-        in_band = (j_global[None, :] > (a + i_local)[:, None]) & (j_global[None, :] < limits[a:b, None])
-        above &= in_band & usable[a:b, None] & usable[None, a:c]
-        for i in np.flatnonzero(above.any(axis=1)):
-            partners[a + i] = j_global[above[i]]
-    return partners
-
-
-def _greedy_prune(partners: list[np.ndarray], removed: np.ndarray, maj_freq: np.ndarray,
-                  windows: list[tuple[int, int]]) -> None:
-    """Run plink's greedy window pass over precomputed above-threshold pairs; updates ``removed``."""
-    first_unchecked = np.arange(1, len(removed) + 1)
-    pointer = np.zeros(len(removed), dtype=np.int64)
-    has_partners = np.array([len(p) > 0 for p in partners], dtype=bool)
-    partner_lists = [p.tolist() for p in partners]
-    for start, stop in windows:
-        candidates = [i for i in np.flatnonzero(has_partners[start:stop]).tolist()]
-        candidates = [start + i for i in candidates]
-        changed = True
-        while changed:
-            changed = False
-            for i in candidates:
-                if removed[i]:
-                    continue
-                plist = partner_lists[i]
-                k = pointer[i]
-                floor = first_unchecked[i]
-                # skip partners already checked or removed (removal is permanent)
-                while k < len(plist) and (plist[k] < floor or removed[plist[k]]):
-                    k += 1
-                pointer[i] = k
-                if k < len(plist) and plist[k] < stop:
-                    j = plist[k]
-                    if maj_freq[i] > maj_freq[j] * (1.0 + SMALL_EPSILON):
-                        removed[i] = True
-                    else:
-                        removed[j] = True
-                        first_unchecked[i] = j + 1
-                    changed = True
-                else:
-                    first_unchecked[i] = max(floor, stop)
+        c = max(b, int(limits[a:b].max()))
+        low, high, present = read_bit_planes(genotypes, variant_idx[a:c], sample_idx)
+        chunk_counts = plane_genotype_counts(low, high, present)  # (c - a, 4)
+        found, partners = band_pairs_above(low, high, present, b - a, (limits[a:b] - a).astype(np.int64),
+                                           ~_monomorphic(chunk_counts), float(r2))
+        row_counts.append(found)
+        flat.append(partners[np.arange(partners.shape[1])[None, :] < found[:, None]] + a)
+        counts.append(chunk_counts[: b - a])
+    pointer = np.concatenate([[0], np.cumsum(np.concatenate(row_counts))]).astype(np.int64)
+    return BandPartners(pointer, np.concatenate(flat).astype(np.int64), np.concatenate(counts))
 
 
 def _windows(pos: np.ndarray, window: PruneWindow) -> list[tuple[int, int]]:
@@ -208,12 +178,23 @@ def _windows(pos: np.ndarray, window: PruneWindow) -> list[tuple[int, int]]:
     return out
 
 
+def _major_allele_frequency(counts: np.ndarray) -> np.ndarray:
+    """max(ALT, REF) frequency over calls from counts ``(n_variants, 4)``; NaN without calls."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alt_freq = (counts[:, 1] + 2 * counts[:, 2]) / (2.0 * counts[:, 3])
+    return np.maximum(alt_freq, 1.0 - alt_freq)
+
+
 def indep_pairwise(genotypes: Genotypes, window: PruneWindow, variant_idx: np.ndarray | None = None,
                    sample_idx: np.ndarray | None = None) -> np.ndarray:
     """plink ``--indep-pairwise``: which of ``variant_idx`` (default all) to keep, bool ``(n_selected,)``.
 
     r^2 and allele frequencies use the founders among ``sample_idx`` (default: all samples).
     """
+    # Numba is imported here, not at module level: importing it costs ~0.3 s, which commands that
+    # import this module without pruning (qc, snps) should not pay.
+    from contig.genotypes.ld_kernels import greedy_prune
+
     variant_idx = np.arange(genotypes.n_variants) if variant_idx is None else np.asarray(variant_idx)
     samples = np.arange(genotypes.n_samples) if sample_idx is None else np.asarray(sample_idx)
     founders = samples[founder_mask(genotypes.fam)[samples]]
@@ -223,22 +204,17 @@ def indep_pairwise(genotypes: Genotypes, window: PruneWindow, variant_idx: np.nd
     bim = genotypes.bim[variant_idx]
     chrom = bim["CHROM"].to_numpy().astype(str)
     pos = bim["POS"].to_numpy()
-    counts = genotypes.genotype_counts(sample_idx=subset, variant_idx=variant_idx).astype(np.int64)
-    hom_ref, het, hom_alt, _ = counts.T
-    called = hom_ref + het + hom_alt
-    monomorphic = ((hom_ref == 0) & (hom_alt == 0)) | (hom_ref == called) | (hom_alt == called)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alt_freq = (het + 2 * hom_alt) / (2.0 * called)
-    maj_freq = np.maximum(alt_freq, 1.0 - alt_freq)
     removed = np.zeros(len(variant_idx), dtype=bool)
+    monomorphic = np.zeros(len(variant_idx), dtype=bool)
     for start, stop in _subcontigs(chrom, pos, window):
         local_pos = pos[start:stop]
-        limits = _band_limits(local_pos, window)
-        usable = ~monomorphic[start:stop]
-        partners = pairs_above_threshold(genotypes, variant_idx[start:stop], subset, limits, window.r2,
-                                         usable)
+        band = band_partners(genotypes, variant_idx[start:stop], subset, _band_limits(local_pos, window),
+                             window.r2)
+        monomorphic[start:stop] = _monomorphic(band.counts)
         local_removed = monomorphic[start:stop].copy()
-        _greedy_prune(partners, local_removed, maj_freq[start:stop], _windows(local_pos, window))
+        windows = np.asarray(_windows(local_pos, window), dtype=np.int64).reshape(-1, 2)
+        greedy_prune(band.pointer, band.partners, local_removed, _major_allele_frequency(band.counts),
+                     windows[:, 0].copy(), windows[:, 1].copy())
         removed[start:stop] = local_removed
     log.info("--indep-pairwise %s%s %d %g: %d of %d variants pruned (%d without variance)",
              window.size // 1000 if window.in_bp else window.size, "kb" if window.in_bp else "",

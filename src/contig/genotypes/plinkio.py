@@ -343,13 +343,20 @@ class Genotypes:
             bed = np.memmap(part.bed_path, dtype=np.uint8, mode="r", offset=3, shape=(hi - lo, n_bytes))
             local = np.arange(hi - lo) if variant_idx is None else (
                 variant_idx[(variant_idx >= lo) & (variant_idx < hi)] - lo)
-            for start in range(0, len(local), chunk_size):
-                idx = local[start : start + chunk_size]
-                if len(idx) and idx[-1] - idx[0] == len(idx) - 1:
-                    rows = np.array(bed[idx[0] : idx[-1] + 1])
-                else:
-                    rows = bed[idx]
-                yield idx + lo, rows
+            with open(part.bed_path, "rb") as handle:
+                for start in range(0, len(local), chunk_size):
+                    idx = local[start : start + chunk_size]
+                    span = int(idx[-1] - idx[0]) + 1 if len(idx) else 0
+                    if len(idx) and span <= 2 * len(idx):
+                        # a plain read of the span: several times faster than the memory map
+                        handle.seek(3 + int(idx[0]) * n_bytes)
+                        rows = np.fromfile(handle, dtype=np.uint8, count=span * n_bytes)
+                        rows = rows.reshape(span, n_bytes)
+                        if span != len(idx):
+                            rows = rows[idx - idx[0]]
+                    else:
+                        rows = np.asarray(bed[idx])
+                    yield idx + lo, rows
             del bed
 
     def read(self, variant_idx: np.ndarray, sample_idx: np.ndarray | None = None) -> np.ndarray:
@@ -483,10 +490,11 @@ def is_autosome(chrom: pl.Series | np.ndarray) -> np.ndarray:
 
 
 class FilesetReaders:
-    """pgenlib readers over the filesets of ``genotypes`` for chunks taken in fileset order: one
-    open at a time (the previous one is closed when a chunk of the next fileset comes)."""
+    """Readers over the files of a multi-file source (``genotypes.parts``: PLINK filesets here, or
+    the dosage files of a contig.genotypes.sources.DosageSource) for chunks taken in file order:
+    one open at a time (the previous one is closed when a chunk of the next file comes)."""
 
-    def __init__(self, genotypes: Genotypes, sample_idx: np.ndarray | None) -> None:
+    def __init__(self, genotypes, sample_idx: np.ndarray | None) -> None:
         self.genotypes = genotypes
         self.sample_idx = sample_idx
         self.part = -1

@@ -32,6 +32,7 @@ import polars as pl
 
 from contig.core.errors import InputError
 from contig.genotypes.plinkio import Genotypes, founder_mask, is_autosome, write_bfile
+from contig.genotypes.qc_counts import genotype_counts, packed_qc_counts, use_qc_kernel
 from contig.core.tables import write_tsv
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,8 @@ def hwe_failing(het: np.ndarray, hom1: np.ndarray, hom2: np.ndarray, threshold: 
 def sample_missing_counts(genotypes: Genotypes, sample_idx: np.ndarray,
                           variant_idx: np.ndarray | None = None, chunk_size: int = 4096) -> np.ndarray:
     """Missing calls per sample over the selected variants: int64 ``(len(sample_idx),)``."""
+    if use_qc_kernel(genotypes):
+        return packed_qc_counts(genotypes, sample_idx, variant_idx, track_missing=True)[1]
     missing = np.zeros(len(sample_idx), dtype=np.int64)
     all_samples = len(sample_idx) == genotypes.n_samples
     for _, chunk in genotypes.iter_chunks(chunk_size, sample_idx=None if all_samples else sample_idx,
@@ -458,11 +461,11 @@ def maf_failures(founder_counts: np.ndarray, maf: float) -> np.ndarray:
 def qc_genotype_counts(genotypes: Genotypes, sample_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Genotype counts ``(n_variants, 4)`` over ``sample_idx`` and over its founders."""
     subset = None if len(sample_idx) == genotypes.n_samples else sample_idx
-    counts = genotypes.genotype_counts(sample_idx=subset)
+    counts = genotype_counts(genotypes, subset)
     founders = founder_mask(genotypes.fam)[sample_idx]
     if founders.all():
         return counts, counts
-    return counts, genotypes.genotype_counts(sample_idx=sample_idx[founders])
+    return counts, genotype_counts(genotypes, sample_idx[founders])
 
 
 def apply_variant_filters(state: _QCState, thresholds: QCThresholds) -> np.ndarray | None:
@@ -519,6 +522,13 @@ def write_qc_outputs(genotypes: Genotypes, result: QCResult, out: str | Path,
     bim = genotypes.bim[result.variant_idx]
     if len(result.sample_idx) == genotypes.n_samples:
         chunks = (rows for _, rows in genotypes.iter_packed_chunks(chunk_size, result.variant_idx))
+        write_bfile(out, fam, bim, chunks, packed=True)
+    elif use_qc_kernel(genotypes):
+        from contig.genotypes.qc_kernels import subset_packed_rows
+
+        samples = result.sample_idx.astype(np.int64)
+        chunks = (subset_packed_rows(np.ascontiguousarray(rows), samples)
+                  for _, rows in genotypes.iter_packed_chunks(chunk_size, result.variant_idx))
         write_bfile(out, fam, bim, chunks, packed=True)
     else:
         chunks = (c for _, c in genotypes.iter_chunks(chunk_size, sample_idx=result.sample_idx,

@@ -331,7 +331,13 @@ def _scan_chunk(inputs: _ScanInputs, chunk: VariantChunk, reader, backend, rhs: 
     vc = VariantCounts(inputs.counts[rows])
     genotypes = read_genotypes(reader, chunk.local, raw)
     g_c = backend.centre(genotypes, vc.mean, bool(vc.counts[:, 3].any()))
-    ssc, polymorphic = vc.centred_sum_of_squares, vc.polymorphic
+    chunk_statistics(inputs, rows, g_c, vc.centred_sum_of_squares, vc.polymorphic, backend, rhs)
+
+
+def chunk_statistics(inputs: _ScanInputs, rows: slice, g_c, ssc: np.ndarray, polymorphic: np.ndarray,
+                     backend, rhs: dict) -> None:
+    """Both tests for the variants ``rows`` from their centred genotypes ``g_c (m, n)`` (missing
+    at 0), ``ssc = ‖g_c‖² (m,)`` and which are polymorphic; fills the result rows of ``inputs``."""
     # One product per run of one chromosome (LOCO changes the phenotypes per chromosome).
     m = rows.stop - rows.start
     runs = [(0, m, None)] if None in inputs.residualized else _chromosome_runs(inputs.chrom[rows])

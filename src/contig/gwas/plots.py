@@ -37,17 +37,20 @@ def thin_points(x: np.ndarray, y: np.ndarray, keep_above: float = KEEP_ALL_LOG10
 
 
 def genome_positions(chrom: np.ndarray, pos: np.ndarray, gap: float = 0.02) -> tuple[np.ndarray, list, list]:
-    """Cumulative x coordinate of each variant, with chromosome tick positions and labels."""
+    """Cumulative x coordinate of each variant, with chromosome tick positions and labels: each
+    chromosome spans its first to its last plotted position, its tick in the middle of that span
+    (a gap of ``gap`` × the summed spans between chromosomes)."""
     names = sorted(set(chrom.tolist()), key=chromosome_sort_key)
     x = np.empty(len(pos), dtype=np.float64)
     offset, ticks = 0.0, []
-    total = sum(float(pos[chrom == c].max()) for c in names)
+    first = {c: float(pos[chrom == c].min()) for c in names}
+    spans = {c: float(pos[chrom == c].max()) - first[c] for c in names}
+    total = max(sum(spans.values()), 1.0)
     for name in names:
         mask = chrom == name
-        span = float(pos[mask].max())
-        x[mask] = offset + pos[mask]
-        ticks.append(offset + span / 2)
-        offset += span + gap * total
+        x[mask] = offset + pos[mask] - first[name]
+        ticks.append(offset + spans[name] / 2)
+        offset += spans[name] + gap * total
     return x, ticks, names
 
 

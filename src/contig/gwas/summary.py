@@ -19,6 +19,7 @@ from contig.core.errors import InputError
 from contig.core.tables import write_tsv
 from contig.gwas.stats import GENOME_WIDE, lambda_gc
 from contig.gwas.sumstats import DEFAULT_P_COLUMN, JOINT_P_COLUMN, read_scan_metadata
+from contig.gwas.wide import wide_file
 
 SUMMARY_SCHEMA = {"PHENO": pl.Utf8, "N_SAMPLES": pl.Int64, "N_TESTED": pl.Int64, "N_SIG": pl.Int64,
                   "LAMBDA_GC": pl.Float64}
@@ -47,15 +48,20 @@ def summary_row(name: str, log10p: np.ndarray, n_samples: int, threshold: float,
             "N_SIG": significant, "LAMBDA_GC": lambda_gc(log10p) if with_lambda else None}
 
 
-def phenotype_file(name: str, sumstats_dir: str | Path | None, prefix: str | Path | None) -> Path:
+def phenotype_file(name: str, sumstats_dir: str | Path | None, prefix: str | Path | None
+                   ) -> tuple[Path, str]:
     """``DIR/<pheno>.parquet`` (or ``.tsv.gz`` when there is no parquet), or the same after
-    ``PREFIX.``; InputError when neither exists."""
+    ``PREFIX.``, with its column LOG10P; else the wide layout there (``all.wide.parquet``) with
+    column ``LOG10P:<pheno>``; InputError when none exists."""
     stem = Path(sumstats_dir) / name if sumstats_dir is not None else Path(f"{prefix}.{name}")
     for path in (Path(f"{stem}.parquet"), Path(f"{stem}.tsv.gz")):
         if path.exists():
-            return path
-    raise InputError(f"no summary statistics for phenotype {name!r} ({stem.name}.parquet or "
-                     f"{stem.name}.tsv.gz)", stem.parent)
+            return path, DEFAULT_P_COLUMN
+    wide = wide_file(sumstats_dir if sumstats_dir is not None else prefix)
+    if wide is not None:
+        return wide, f"{DEFAULT_P_COLUMN}:{name}"
+    raise InputError(f"no summary statistics for phenotype {name!r} ({stem.name}.parquet, "
+                     f"{stem.name}.tsv.gz or the wide layout's all.wide.parquet)", stem.parent)
 
 
 def read_log10p(path: Path, column: str = DEFAULT_P_COLUMN) -> np.ndarray:
@@ -81,7 +87,7 @@ def summarize_scan(combined: str | Path, sumstats_dir: str | Path | None = None,
         raise InputError("give either a folder or a prefix of per-phenotype summary statistics")
     meta = read_scan_metadata(combined)
     n = int(meta["n_samples"])
-    rows = [summary_row(name, read_log10p(phenotype_file(name, sumstats_dir, prefix)), n, threshold)
+    rows = [summary_row(name, read_log10p(*phenotype_file(name, sumstats_dir, prefix)), n, threshold)
             for name in meta["pheno_names"]]
     combined = Path(combined)
     rows.append(summary_row("combined", read_log10p(combined), n, threshold, with_lambda=False))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,20 +24,29 @@ import polars as pl
 from contig.core.atomic import atomic_directory, atomic_path, atomic_paths
 from contig.core.errors import InputError
 from contig.gwas.association import SCAN_DEFAULTS, GwasResult
+from contig.gwas.ssf import write_ssf
 from contig.gwas.stats import wald_chisq
 
 SUMSTATS_COLUMNS = ["CHROM", "GENPOS", "ID", "ALLELE0", "ALLELE1", "A1FREQ", "N", "BETA", "SE",
                     "CHISQ", "LOG10P"]
 VARIANT_COLUMNS = SUMSTATS_COLUMNS[:7]
+# Variant columns in order when the scan ran on dosages: INFO (MACH r²) as regenie places it.
+DOSAGE_VARIANT_COLUMNS = [*VARIANT_COLUMNS[:6], "INFO", "N"]
 DEFAULT_P_COLUMN = "LOG10P"
 JOINT_P_COLUMN = "LOG10P_JOINT"
 PER_PHENO_FORMATS = ("parquet", "tsv.gz")
+# Every format --formats accepts: the regenie layout above, GWAS-SSF per phenotype
+# (:mod:`contig.gwas.ssf`), and the wide layout (all phenotypes in one parquet, each variant's
+# columns once: the part layout below, in ``<stem "all">.wide.parquet``; :mod:`contig.gwas.wide`).
+OUTPUT_FORMATS = (*PER_PHENO_FORMATS, "ssf", "wide")
+WIDE_STEM = "all"
 # Statistics written to text as float32: ~7 significant digits (regenie and plink2 print 6),
 # half the text to format and compress; the parquet files keep float64. P (combined table) stays
 # float64 in text too: it would underflow float32 below 1e-45.
 TEXT_FLOAT32_COLUMNS = ("BETA", "SE", "CHISQ", "LOG10P", "F_JOINT", "LOG10P_JOINT")
 SCAN_METADATA_KEY = "contig.gwas.scan"
 PART_METADATA_KEY = "contig.gwas.association.part"
+log = logging.getLogger("contig.gwas.sumstats")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -45,12 +55,17 @@ PART_METADATA_KEY = "contig.gwas.association.part"
 
 def sumstats_table(result: GwasResult, j: int) -> pl.DataFrame:
     """The summary statistics of phenotype ``j``: SUMSTATS_COLUMNS, NA where untestable."""
-    beta, se = result.beta[:, j], result.se[:, j]
-    return result.variants.hstack([
+    return phenotype_table(result.variants, result.beta[:, j], result.se[:, j], result.log10p[:, j])
+
+
+def phenotype_table(variants: pl.DataFrame, beta: np.ndarray, se: np.ndarray,
+                    log10p: np.ndarray) -> pl.DataFrame:
+    """SUMSTATS_COLUMNS of one phenotype from its ``beta, se, log10p (n_variants,)`` (NaN = NA)."""
+    return variants.hstack([
         pl.Series("BETA", beta, nan_to_null=True),
         pl.Series("SE", se, nan_to_null=True),
         pl.Series("CHISQ", wald_chisq(beta, se), nan_to_null=True),
-        pl.Series("LOG10P", result.log10p[:, j], nan_to_null=True),
+        pl.Series("LOG10P", log10p, nan_to_null=True),
     ])
 
 
@@ -64,19 +79,28 @@ def combined_table(result: GwasResult) -> pl.DataFrame:
 
 
 def _combined_table(result: GwasResult) -> pl.DataFrame:
-    k = len(result.pheno_names)
     lp = result.log10p
     finite = np.isfinite(lp).any(axis=1)
     best = np.where(finite, np.argmax(np.where(np.isfinite(lp), lp, -np.inf), axis=1), 0)
     top = np.where(finite, lp[np.arange(len(lp)), best], np.nan)
-    combined = np.maximum(top - np.log10(k), 0.0)
-    names = np.array(result.pheno_names, dtype=object)[best]
-    return result.variants.with_columns(
-        pl.Series("PHENO", np.where(finite, names, None), dtype=pl.Utf8),
+    return combined_from_top(result.variants, result.pheno_names, top, best, result.f_joint,
+                             result.log10p_joint)
+
+
+def combined_from_top(variants: pl.DataFrame, pheno_names: Sequence[str], top: np.ndarray,
+                      best: np.ndarray, f_joint: np.ndarray, log10p_joint: np.ndarray) -> pl.DataFrame:
+    """The combined table from each variant's largest −log10 p ``top (n_variants,)`` (NaN where no
+    phenotype was tested) and the index ``best`` of its phenotype."""
+    combined = np.maximum(top - np.log10(len(pheno_names)), 0.0)
+    # Built in polars: an object array whose first entry is None fails to convert to strings.
+    names = pl.Series("PHENO", list(pheno_names), dtype=pl.Utf8).gather(best)
+    names = names.scatter(np.flatnonzero(~np.isfinite(top)), None)
+    return variants.with_columns(
+        names,
         pl.Series("LOG10P", combined).fill_nan(None),
         pl.Series("P", 10.0 ** -combined).fill_nan(None),
-        pl.Series("F_JOINT", result.f_joint, dtype=pl.Float64).fill_nan(None),
-        pl.Series(JOINT_P_COLUMN, result.log10p_joint, dtype=pl.Float64).fill_nan(None),
+        pl.Series("F_JOINT", f_joint, dtype=pl.Float64).fill_nan(None),
+        pl.Series(JOINT_P_COLUMN, log10p_joint, dtype=pl.Float64).fill_nan(None),
     )
 
 
@@ -94,21 +118,34 @@ def output_paths(out: str | Path, pheno_names: Sequence[str], per_pheno_dir: str
                  formats: Sequence[str] = PER_PHENO_FORMATS) -> dict[str, Path]:
     """Every file ``write_gwas_outputs`` writes, keyed by a short name.
 
-    Per phenotype ``OUT.<pheno>.<format>`` for each of ``formats`` (parquet, tsv.gz), or
-    ``DIR/<pheno>.<format>`` with ``per_pheno_dir``; then ``OUT.combined.parquet/.tsv.gz``.
+    Per phenotype ``OUT.<pheno>.<format>`` for each of ``formats`` (parquet, tsv.gz, ssf as
+    ``.ssf.tsv.gz`` with its ``-meta.yaml``), or ``DIR/<pheno>.<format>`` with ``per_pheno_dir``;
+    the wide layout at the same place as ``all.wide.parquet``; then ``OUT.combined.parquet/.tsv.gz``.
     """
-    unknown = sorted(set(formats) - set(PER_PHENO_FORMATS))
+    unknown = sorted(set(formats) - set(OUTPUT_FORMATS))
     if unknown or not formats:
         raise InputError(f"unknown output format(s) {', '.join(unknown) or '(none given)'}; choose "
-                         f"from {', '.join(PER_PHENO_FORMATS)}", "--formats")
+                         f"from {', '.join(OUTPUT_FORMATS)}", "--formats")
     out = str(out)
     paths = {}
+
+    def stem_of(name: str) -> str:
+        return f"{out}.{name}" if per_pheno_dir is None else str(Path(per_pheno_dir) / name)
+
     for name in pheno_names:
-        stem = f"{out}.{name}" if per_pheno_dir is None else str(Path(per_pheno_dir) / name)
+        stem = stem_of(name)
         if "tsv.gz" in formats:
             paths[f"{name}.tsv"] = Path(f"{stem}.tsv.gz")
         if "parquet" in formats:
             paths[f"{name}.parquet"] = Path(f"{stem}.parquet")
+        if "ssf" in formats:
+            paths[f"{name}.ssf"] = Path(f"{stem}.ssf.tsv.gz")
+            paths[f"{name}.ssf.meta"] = Path(f"{stem}.ssf.tsv.gz-meta.yaml")
+    if "wide" in formats:
+        if f"{WIDE_STEM}.wide" in pheno_names:
+            raise InputError(f"a phenotype named {WIDE_STEM}.wide clashes with the wide layout's file",
+                             "--formats")
+        paths["wide"] = Path(f"{stem_of(WIDE_STEM)}.wide.parquet")
     paths["combined.parquet"] = Path(f"{out}.combined.parquet")
     paths["combined.tsv"] = Path(f"{out}.combined.tsv.gz")
     return paths
@@ -138,13 +175,18 @@ def variant_text(variants: pl.DataFrame) -> pl.Series:
                                          separator="\t").alias("variant"))["variant"]
 
 
+def variant_columns(table: pl.DataFrame) -> list[str]:
+    """The leading variant columns of a results table: VARIANT_COLUMNS, with INFO on dosages."""
+    return DOSAGE_VARIANT_COLUMNS if "INFO" in table.columns else VARIANT_COLUMNS
+
+
 def tsv_bytes(table: pl.DataFrame, prefix: pl.Series | None = None) -> bytes:
     """Tab-separated text with a header, NA for null; ``prefix`` (from :func:`variant_text`)
     replaces the table's leading columns it stands for."""
     table = text_columns(table)
     if prefix is None:
         return table.write_csv(separator="\t", null_value="NA").encode()
-    rest = table.columns[len(VARIANT_COLUMNS):]
+    rest = table.columns[len(variant_columns(table)):]
     body = pl.DataFrame([prefix]).hstack(table.select(rest)).write_csv(
         separator="\t", null_value="NA", include_header=False, quote_style="never")
     return ("\t".join(table.columns) + "\n" + body).encode()
@@ -162,13 +204,14 @@ def _write_parquet(table: pl.DataFrame, path: Path, metadata: dict[str, str] | N
 
 def write_gwas_outputs(result: GwasResult, out: str | Path, per_pheno_dir: str | Path | None = None,
                        threads: int = SCAN_DEFAULTS.threads,
-                       formats: Sequence[str] = PER_PHENO_FORMATS) -> dict[str, Path]:
+                       formats: Sequence[str] = PER_PHENO_FORMATS,
+                       ssf_meta: dict | None = None) -> dict[str, Path]:
     """Write the per-phenotype files (OUT.<pheno>.* or DIR/<pheno>.*, in ``formats``) and
     OUT.combined.parquet/.tsv.gz, all or none (atomic; ``per_pheno_dir`` is built aside and
-    renamed)."""
+    renamed). ``ssf_meta``: keyword arguments of :func:`contig.gwas.ssf.write_ssf` beyond the
+    table, paths and phenotype."""
     final = output_paths(out, result.pheno_names, per_pheno_dir, formats)
-    pheno_keys = [key for name in result.pheno_names for key in (f"{name}.tsv", f"{name}.parquet")
-                  if key in final]
+    pheno_keys = [key for key in final if not key.startswith("combined.")]
     with contextlib.ExitStack() as stack:
         folder = None if per_pheno_dir is None else stack.enter_context(atomic_directory(per_pheno_dir))
         paths = output_paths(out, result.pheno_names, folder, formats)
@@ -187,6 +230,12 @@ def write_gwas_outputs(result: GwasResult, out: str | Path, per_pheno_dir: str |
                 _write_parquet(table, tmp[f"{name}.parquet"])
             if f"{name}.tsv" in tmp:
                 _write_tsv_gz(table, tmp[f"{name}.tsv"], prefix)
+            if f"{name}.ssf" in tmp:
+                dropped = write_ssf(table, tmp[f"{name}.ssf"], tmp[f"{name}.ssf.meta"], pheno=name,
+                                    n_samples=result.n_samples, file_name=final[f"{name}.ssf"].name,
+                                    compress=gzip_compress, **(ssf_meta or {}))
+                log.info("%s: GWAS-SSF file leaves out %d variants (untested, non-nucleotide allele "
+                         "or a chromosome outside 1-22, X, Y, MT)", name, dropped)
 
         # Formatting and compression release the GIL: threads keep every core busy.
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
@@ -195,6 +244,9 @@ def write_gwas_outputs(result: GwasResult, out: str | Path, per_pheno_dir: str |
         _write_parquet(combined, tmp["combined.parquet"],
                       {SCAN_METADATA_KEY: json.dumps(scan_metadata(result), sort_keys=True)})
         _write_tsv_gz(combined, tmp["combined.tsv"])
+        if "wide" in tmp:
+            _write_parquet(part_table(result), tmp["wide"],
+                           {SCAN_METADATA_KEY: json.dumps(scan_metadata(result), sort_keys=True)})
     return final
 
 
@@ -202,13 +254,23 @@ def write_gwas_outputs(result: GwasResult, out: str | Path, per_pheno_dir: str |
 # scatter / gather: one part per chromosome (or variant range), gathered into the outputs above
 
 # Counts that add up over parts (variants); the others describe the people and are shared.
-_ADDITIVE_COUNTS = ("variants_tested", "variants_na", "variants_below_maf")
+_ADDITIVE_COUNTS = ("variants_tested", "variants_na", "variants_below_maf", "variants_below_min_mac",
+                    "variants_below_min_info")
 
 
 def write_gwas_part(result: GwasResult, path: str | Path) -> None:
-    """One parquet holding a partial scan: the variant columns, ``BETA:<pheno>``, ``SE:<pheno>``,
-    ``LOG10P:<pheno>`` per phenotype, F_JOINT and LOG10P_JOINT, and (in the file metadata)
+    """One parquet holding a partial scan (:func:`part_table`) and, in the file metadata,
     phenotypes, people, df, counts."""
+    table = part_table(result)
+    meta = {"pheno_names": result.pheno_names, "n_samples": result.n_samples, "df": result.df,
+            "counts": result.counts}
+    with atomic_path(path) as tmp:
+        table.write_parquet(tmp, metadata={PART_METADATA_KEY: json.dumps(meta)})
+
+
+def part_table(result: GwasResult) -> pl.DataFrame:
+    """The variant columns, ``BETA:<pheno>``, ``SE:<pheno>``, ``LOG10P:<pheno>`` per phenotype,
+    F_JOINT and LOG10P_JOINT: one row per variant (the part and the wide layout)."""
     columns = {}
     for j, name in enumerate(result.pheno_names):
         columns[f"BETA:{name}"] = result.beta[:, j]
@@ -216,12 +278,8 @@ def write_gwas_part(result: GwasResult, path: str | Path) -> None:
         columns[f"LOG10P:{name}"] = result.log10p[:, j]
     columns["F_JOINT"] = result.f_joint
     columns[JOINT_P_COLUMN] = result.log10p_joint
-    table = pl.concat([result.variants, pl.DataFrame(columns, schema={c: pl.Float64 for c in columns})],
-                      how="horizontal")
-    meta = {"pheno_names": result.pheno_names, "n_samples": result.n_samples, "df": result.df,
-            "counts": result.counts}
-    with atomic_path(path) as tmp:
-        table.write_parquet(tmp, metadata={PART_METADATA_KEY: json.dumps(meta)})
+    return pl.concat([result.variants, pl.DataFrame(columns, schema={c: pl.Float64 for c in columns})],
+                     how="horizontal")
 
 
 def _read_part(path: str | Path) -> tuple[pl.DataFrame, dict]:
@@ -273,7 +331,7 @@ def read_gwas_parts(paths: Sequence[str | Path]) -> GwasResult:
         return np.column_stack([table[f"{prefix}:{n}"].to_numpy() for n in names]) if len(table) else \
             np.empty((0, len(names)))
 
-    return GwasResult(table.select(VARIANT_COLUMNS), list(names), matrix("BETA"), matrix("SE"),
+    return GwasResult(table.select(variant_columns(table)), list(names), matrix("BETA"), matrix("SE"),
                       matrix("LOG10P"), table["F_JOINT"].to_numpy(), table[JOINT_P_COLUMN].to_numpy(),
                       int(metas[0]["n_samples"]), int(metas[0]["df"]), _gathered_counts(metas))
 

@@ -37,6 +37,10 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 64
     accumulate: int = 1
+    # Memory, not method: people per image-tower sub-batch (0 = the whole batch in one pass),
+    # and recomputing the backbone's stage activations in the backward pass.
+    grad_cache_chunk: int = 0
+    activation_checkpointing: bool = False
     lr: float = 1e-3
     weight_decay: float = 1e-4
     genetic_weight_decay: float | None = None  # None: weight_decay
@@ -102,6 +106,7 @@ class TrainConfig:
             (self.arch in BACKBONE_DIMS, f"arch must be one of {sorted(BACKBONE_DIMS)}"),
             (self.epochs >= 1 and self.batch_size >= 2 and self.accumulate >= 1,
              "epochs >= 1, batch size >= 2 and accumulate >= 1 required"),
+            (self.grad_cache_chunk >= 0, "grad cache chunk must be >= 0 (0 = one pass)"),
             (split_ok, f"split must be three non-negative fractions summing to 1, got {self.split}"),
             ((self.n_folds is None) == (self.fold is None), "--n-folds and --fold go together"),
             (self.n_folds is None or self.fold is None or

@@ -7,6 +7,7 @@ tensors concatenate the slices in rank order.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -16,6 +17,8 @@ import torch
 import torch.distributed as tdist
 
 from contig.core.errors import InputError
+
+log = logging.getLogger("contig.pretrain.distributed")
 
 
 @dataclass
@@ -45,7 +48,9 @@ def init_distributed(device_type: str) -> Dist:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
-    return Dist(tdist.get_rank(), tdist.get_world_size(), local_rank)
+    dist = Dist(tdist.get_rank(), tdist.get_world_size(), local_rank)
+    log.info("process group (%s): rank %d of %d", tdist.get_backend(), dist.rank, dist.world)
+    return dist
 
 
 def all_gather_rows(t: torch.Tensor, dist: Dist) -> torch.Tensor:

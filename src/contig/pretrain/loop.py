@@ -12,6 +12,7 @@ restored afterwards), so loader workers, checkpoints and resumption never shift 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -30,7 +31,13 @@ from contig.pretrain.distributed import (
     gather_global_batch,
     gather_image_person,
 )
+from contig.pretrain.gradcache import (
+    backward_through_sub_batches,
+    embed_without_graph,
+    sub_batches,
+)
 from contig.pretrain.losses import multimodal_loss, nt_xent_loss
+from contig.pretrain.models import ContIGModel
 
 
 class TrainingPreempted(Exception):
@@ -68,6 +75,34 @@ def _float(proj: torch.Tensor | Mapping[str, torch.Tensor]
     return proj.float()
 
 
+def model_images(batch: Mapping[str, torch.Tensor], method: str, augment: BatchAugment | None,
+                 image_size: int, seed: int, device: torch.device, channels_last: bool = False
+                 ) -> torch.Tensor:
+    """The backbone's input: ``(B, 3, size, size)`` augmented (``augment``) or not (None), or
+    for SimCLR, always augmented, both views ``(2B, 3, size, size)`` (view 1 then view 2)."""
+    images = batch["images"].to(device, non_blocking=True)
+    generator = torch.Generator().manual_seed(seed)
+    where = {"offset": int(batch.get("image_offset", 0)),
+             "total": int(batch.get("global_images", images.shape[0]))}
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    if method == "simclr":
+        aug = augment or BatchAugment("simclr", image_size)
+        x = torch.cat([aug(images, generator, **where), aug(images, generator, **where)])
+    else:
+        x = augment(images, generator, **where) if augment is not None else \
+            eval_images(images, image_size)
+    return x.contiguous(memory_format=memory)
+
+
+def batch_genetics(batch: Mapping[str, torch.Tensor], device: torch.device
+                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The batch's genetic features ``{name: (P, m)}`` and presence ``{name: (P,)}``."""
+    names = [k.split("/", 1)[1] for k in batch if k.startswith("genetic/")]
+    genetics = {n: batch[f"genetic/{n}"].to(device, non_blocking=True) for n in names}
+    present = {n: batch[f"present/{n}"].to(device, non_blocking=True) for n in names}
+    return genetics, present
+
+
 def batch_loss(model: nn.Module, batch: Mapping[str, torch.Tensor], method: str,
                augment: BatchAugment | None, image_size: int, seed: int, alpha: float,
                dist: Dist, device: torch.device, channels_last: bool = False
@@ -78,32 +113,52 @@ def batch_loss(model: nn.Module, batch: Mapping[str, torch.Tensor], method: str,
     ``seed`` seeds this batch's augmentation generator and its dropout draws. SimCLR's negatives
     leave out the other images of the same person (:func:`nt_xent_loss` with ``person``).
     """
-    images = batch["images"].to(device, non_blocking=True)
-    generator = torch.Generator().manual_seed(seed)
-    where = {"offset": int(batch.get("image_offset", 0)),
-             "total": int(batch.get("global_images", images.shape[0]))}
-    memory = torch.channels_last if channels_last else torch.contiguous_format
+    x = model_images(batch, method, augment, image_size, seed, device, channels_last)
     image_person = batch["image_person"].to(device, non_blocking=True)
     if method == "simclr":
-        aug = augment or BatchAugment("simclr", image_size)
-        x = torch.cat([aug(images, generator, **where), aug(images, generator, **where)])
         with autocast(device), seeded_forward(seed, dist.rank, device):
-            z, _, tau = model(x.contiguous(memory_format=memory))
+            z, _, tau = model(x)
         z1, z2 = z.float().chunk(2)
         person = gather_image_person(image_person, len(batch["people"]), dist)
         loss = nt_xent_loss(all_gather_rows(z1, dist), all_gather_rows(z2, dist), tau, person)
         return loss, x.shape[0]
-    x = augment(images, generator, **where) if augment is not None else \
-        eval_images(images, image_size)
-    names = [k.split("/", 1)[1] for k in batch if k.startswith("genetic/")]
-    genetics = {n: batch[f"genetic/{n}"].to(device, non_blocking=True) for n in names}
-    present = {n: batch[f"present/{n}"].to(device, non_blocking=True) for n in names}
+    genetics, present = batch_genetics(batch, device)
     with autocast(device), seeded_forward(seed, dist.rank, device):
-        image_proj, genetic_proj, tau = model(x.contiguous(memory_format=memory), genetics, present)
+        image_proj, genetic_proj, tau = model(x, genetics, present)
     img, person, gen, pres = gather_global_batch(
         _float(image_proj), image_person, {n: g.float() for n, g in genetic_proj.items()},
         present, dist)
     return multimodal_loss(img, gen, person, pres, tau, alpha), x.shape[0]
+
+
+def grad_cached_backward(model: ContIGModel, batch: Mapping[str, torch.Tensor], method: str,
+                         augment: BatchAugment | None, image_size: int, seed: int, alpha: float,
+                         device: torch.device, chunk: int, scale: float = 1.0,
+                         channels_last: bool = False) -> tuple[torch.Tensor, int]:
+    """What ``(batch_loss(...) * scale).backward()`` does, with the image tower run ``chunk``
+    people at a time (:mod:`contig.pretrain.gradcache`; one process only). Returns the loss
+    (detached) and the number of images put through the backbone."""
+    x = model_images(batch, method, augment, image_size, seed, device, channels_last)
+    image_person = batch["image_person"].to(device, non_blocking=True)
+    rows = sub_batches(image_person, len(batch["people"]), chunk)
+    if method == "simclr":  # a person's sub-batch holds both views of their images
+        rows = [torch.cat([r, r + image_person.shape[0]]) for r in rows]
+    genetics, present = batch_genetics(batch, device) if method != "simclr" else ({}, {})
+    with seeded_forward(seed, 0, device):
+        with autocast(device):
+            genetic_proj = model.embed_genetics(genetics, present)
+            tau = model.temperature()
+            cache = embed_without_graph(model.embed_images, model, x, rows, device)
+        if method == "simclr":
+            z1, z2 = cache.leaves.chunk(2)
+            loss = nt_xent_loss(z1, z2, tau, image_person)
+        else:
+            loss = multimodal_loss(cache.leaves, {n: g.float() for n, g in genetic_proj.items()},
+                                   image_person, present, tau, alpha)
+        (loss * scale).backward()
+        backward_through_sub_batches(model.embed_images, x, cache, device,
+                                     functools.partial(autocast, device))
+    return loss.detach(), x.shape[0]
 
 
 # ---------------------------------------------------------------------------------------------

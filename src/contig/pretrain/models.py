@@ -14,11 +14,19 @@ and hidden units (``dropout``, after each hidden layer's normalization); both ar
 The image side has one projection head shared by every modality (``image_heads="shared"``) or
 one per modality (``"per_modality"``, as the reference implementation); the embeddings used
 downstream are the backbone features either way.
+
+Activation checkpointing (``ContIGModel.activation_checkpointing``, a run-time switch that is not
+part of the weights or the model file) keeps only the inputs of the backbone's five stages (stem,
+layer1..layer4) and recomputes each stage's activations during the backward pass. The recompute
+sees the same input and the same random state, and its BatchNorm running-statistics update is
+undone (:func:`frozen_norm_statistics`), so weights, gradients and running statistics equal those
+of a plain pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +34,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.checkpoint import checkpoint
 
 from contig.core.errors import InputError
 from contig.pretrain.losses import ContrastiveTemperature
@@ -178,6 +188,59 @@ class GeneticEncoder(nn.Module):
         return out
 
 
+@contextlib.contextmanager
+def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
+    """Leave the running statistics of every BatchNorm inside ``module`` unchanged by the passes
+    run inside (a repeat of an earlier pass must not update them again).
+
+    Momentum 0 keeps mean and variance as they are (new = 1·old + 0·batch) without writing to
+    tensors a graph may have saved; the batch count is put back afterwards.
+    """
+    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.detach().clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (momentum, count) in zip(norms, saved):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(count)
+
+
+def checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``stage(x)`` keeping only ``x`` for the backward pass, which recomputes the stage's
+    activations (torch.utils.checkpoint, non-reentrant, random state preserved). The recompute
+    leaves BatchNorm running statistics as the first call left them."""
+    calls = 0
+
+    def run(inputs: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return stage(inputs)
+        with frozen_norm_statistics(stage):
+            return stage(inputs)
+
+    return checkpoint(run, x, use_reentrant=False, preserve_rng_state=True)
+
+
+def resnet_stages(net: nn.Module) -> list[nn.Module]:
+    """A torchvision ResNet's stem (conv, norm, ReLU, max-pool) and its four residual stages."""
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+    return [stem, net.layer1, net.layer2, net.layer3, net.layer4]
+
+
+def checkpointed_resnet(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` → ``(B, D)`` like ``net(images)`` (its ``fc`` is the identity), each stage
+    under :func:`checkpointed`."""
+    x = images
+    for stage in resnet_stages(net):
+        x = checkpointed(stage, x)
+    return torch.flatten(net.avgpool(x), 1)
+
+
 class ContIGModel(nn.Module):
     """Image backbone + projection head(s), genetic encoders (none for image-only methods), and τ.
 
@@ -210,6 +273,7 @@ class ContIGModel(nn.Module):
             for name, m in config.genetic_features.items()
         })
         self.temperature = ContrastiveTemperature(config.temperature, config.learnable_temperature)
+        self.activation_checkpointing = False  # run-time switch, see the module docstring
 
     @property
     def per_modality_heads(self) -> bool:
@@ -220,8 +284,21 @@ class ContIGModel(nn.Module):
         return self.image_heads[modality] if self.per_modality_heads else self.image_head
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone features ``(B, D)`` (the embeddings used downstream)."""
+        """Backbone features ``(B, D)`` (the embeddings used downstream); stage by stage under
+        activation checkpointing when it is on and a training graph is being built."""
+        if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpointed_resnet(self.backbone, images)
         return self.backbone(images)
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Images ``(B, 3, H, W)`` → projections ``(B, d)`` or ``{name: (B, d)}``."""
+        return self.project_images(self.features(images))
+
+    def embed_genetics(self, genetics: Mapping[str, torch.Tensor] | None,
+                       present: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        """Genetic projections ``{name: (P, d)}`` of ``genetics`` ``{name: (P, m)}``."""
+        return {name: self.genetic[name](x, None if present is None else present[name])
+                for name, x in (genetics or {}).items()}
 
     def project_images(self, features: torch.Tensor
                        ) -> torch.Tensor | dict[str, torch.Tensor]:
@@ -234,10 +311,8 @@ class ContIGModel(nn.Module):
                 present: Mapping[str, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor | dict[str, torch.Tensor], dict[str, torch.Tensor],
                            torch.Tensor]:
-        image_proj = self.project_images(self.backbone(images))
-        genetic_proj = {name: self.genetic[name](x, None if present is None else present[name])
-                        for name, x in (genetics or {}).items()}
-        return image_proj, genetic_proj, self.temperature()
+        image_proj = self.embed_images(images)
+        return image_proj, self.embed_genetics(genetics, present), self.temperature()
 
 
 def build_model(config: ModelConfig | Mapping, weights: str | Path | None = None) -> ContIGModel:

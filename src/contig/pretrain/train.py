@@ -9,6 +9,11 @@ loss sees the all-gathered embeddings of the whole global batch (gradients flow 
 gather), so it equals the single-process loss. (The ResNet's own BatchNorm uses per-rank
 statistics unless ``sync_bn``, CUDA only; dropout masks are drawn per rank.)
 
+Batches larger than the GPU: ``grad_cache_chunk`` runs the image encoder that many people at a
+time with a gradient cache (:mod:`contig.pretrain.gradcache`; the loss sees the whole batch; one
+process only), and ``activation_checkpointing`` recomputes the ResNet's stage activations in the
+backward pass (:func:`contig.pretrain.models.checkpointed`). Both are off by default.
+
 Outputs in ``out``: ``split.tsv`` (IID, set, fold), ``checkpoint.pt`` (the last epoch's state,
 after every epoch and on SIGTERM; the run resumes from it automatically), ``metrics.tsv`` and
 ``curves.png`` (per epoch), ``model.pt``: the weights of the epoch with the best validation
@@ -77,6 +82,7 @@ from contig.pretrain.loop import (
     TrainingPreempted,
     batch_loss,
     build_optimizer,
+    grad_cached_backward,
     lr_at,
 )
 from contig.pretrain.metrics import evaluate, improves, selection_score, write_metrics
@@ -90,7 +96,7 @@ EXIT_PREEMPTED = 75
 
 # Settings that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"workers", "threads", "device", "out", "images", "modalities", "weights",
-                     "progress", "select_epoch"}
+                     "progress", "select_epoch", "activation_checkpointing"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,6 +255,9 @@ def setup(cfg: TrainConfig) -> Run:
     """Validate, pick the device, load and split the data, write split.tsv, build the model."""
     cfg.validate()
     device, dist = _configure_torch(cfg)
+    if cfg.grad_cache_chunk and dist.enabled:
+        raise InputError("--grad-cache-chunk runs in one process only, not under torchrun: "
+                         "leave it 0 or train on one GPU", "command line")
     data = prepare_data(cfg)
     image_size = cfg.image_size or data.cache_size
     if image_size > data.cache_size:
@@ -261,6 +270,7 @@ def setup(cfg: TrainConfig) -> Run:
     model_config = model_config_for(cfg, data.cohort)
     torch.manual_seed(cfg.run_seed)
     model = build_model(model_config, cfg.weights).to(device)
+    model.activation_checkpointing = cfg.activation_checkpointing
     base = {"config": cfg.to_dict(), "model_config": model_config.to_dict(),
             "split": _split_dict(data.split), "image_size": image_size, "method": cfg.method,
             "inputs": input_fingerprint(cfg)}
@@ -412,11 +422,17 @@ def train_epoch(run: Run, state: TrainState, ctx: EpochContext, epoch: int) -> d
         last_in_group = i == group_start + group_size - 1
         sync = contextlib.nullcontext() if (last_in_group or not dist.enabled) \
             else ctx.model.no_sync()
-        with sync:
-            loss, n_images = batch_loss(ctx.model, batch, cfg.method, ctx.augment,
-                                        run.image_size, batch_seed(run.seed, epoch, i),
-                                        cfg.alpha, dist, run.device, run.channels_last)
-            (loss / group_size).backward()
+        if cfg.grad_cache_chunk:
+            loss, n_images = grad_cached_backward(
+                run.model, batch, cfg.method, ctx.augment, run.image_size,
+                batch_seed(run.seed, epoch, i), cfg.alpha, run.device, cfg.grad_cache_chunk,
+                1.0 / group_size, run.channels_last)
+        else:
+            with sync:
+                loss, n_images = batch_loss(ctx.model, batch, cfg.method, ctx.augment,
+                                            run.image_size, batch_seed(run.seed, epoch, i),
+                                            cfg.alpha, dist, run.device, run.channels_last)
+                (loss / group_size).backward()
         loss_sum += loss.detach()
         loss_n += 1
         images_seen += n_images

@@ -43,6 +43,7 @@ from contig.core.errors import InputError
 from contig.scores.modality import Modality, save_modality
 from contig.scores.pgs_catalog import ScoringFile, normalize_chrom, read_scoring_file
 from contig.genotypes.plinkio import Genotypes
+from contig.genotypes.sources import DosageSource
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +266,18 @@ def founder_index(genotypes: Genotypes) -> np.ndarray:
     return np.flatnonzero(founders)
 
 
+def finish_scores(sums: np.ndarray, observed: np.ndarray, weights: ScoreWeights,
+                  mean_imputation: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(SUM, DENOM) ``(n_samples, n_scores)`` from the accumulated ALT-weighted ``sums`` and, without
+    mean imputation, the REF offsets' ``observed`` counts: with mean imputation every variant's
+    REF offset joins SUM and DENOM is 2 × the score's variants; without, DENOM = 2 × observed."""
+    if not mean_imputation:
+        return sums, 2.0 * observed
+    sums += np.asarray(weights.ref_offset.sum(axis=0))
+    denom = np.broadcast_to(2.0 * np.asarray(weights.member.sum(axis=0)), sums.shape).copy()
+    return sums, denom
+
+
 def compute_scores(genotypes: Genotypes, weights: ScoreWeights,
                    mean_imputation: bool = DEFAULTS.mean_imputation,
                    chunk_size: int = DEFAULTS.chunk_size) -> tuple[np.ndarray, np.ndarray]:
@@ -273,28 +286,25 @@ def compute_scores(genotypes: Genotypes, weights: ScoreWeights,
     Per chunk: ``dosage (n_samples, n_chunk) @ alt_weight (n_chunk, n_scores)``; missing calls are set
     to 2 x founder ALT frequency, or (no mean imputation) to 0 and removed from offsets and DENOM.
     """
+    from contig.genotypes.bitops import sample_slot_mask
+    from contig.scores.score_kernels import packed_dosages
+
     n, k = genotypes.n_samples, len(weights.score_ids)
-    founders = founder_index(genotypes)
-    all_founders = len(founders) == n
+    founder_slots = sample_slot_mask(n, founder_index(genotypes))
     sums = np.zeros((n, k))
     observed = np.zeros((n, k))  # (no-mean-imputation) non-missing variants per person and score
     buffer = np.empty((chunk_size, n))
+    missing_buffer = np.empty((chunk_size, n), dtype=bool)
     start = 0
-    for _, chunk in genotypes.iter_chunks(chunk_size, variant_idx=weights.variant_idx):
-        stop = start + len(chunk)
-        dosage = buffer[: len(chunk)]
-        np.copyto(dosage, chunk, casting="unsafe")
-        missing = chunk < 0
-        any_missing = bool(missing.any())
+    for _, rows in genotypes.iter_packed_chunks(chunk_size, weights.variant_idx):
+        stop = start + len(rows)
+        dosage, missing = buffer[: len(rows)], missing_buffer[: len(rows)]
+        # dosages with missing calls at 2 x founder ALT frequency (or 0), by the compiled kernel
+        any_missing = packed_dosages(np.ascontiguousarray(rows), n, founder_slots, mean_imputation,
+                                     dosage, missing)
         w = weights.alt_weight[start:stop].toarray()  # (n_chunk, n_scores)
-        if mean_imputation:
-            if any_missing:
-                fill = 2.0 * founder_alt_frequency(chunk, founders, all_founders)
-                np.copyto(dosage, fill[:, None], where=missing)
-            sums += dosage.T @ w
-        else:
-            np.copyto(dosage, 0.0, where=missing)
-            sums += dosage.T @ w
+        sums += dosage.T @ w
+        if not mean_imputation:
             if any_missing:
                 present = 1.0 - missing.T  # (n_samples, n_chunk)
                 sums += present @ weights.ref_offset[start:stop].toarray()
@@ -303,22 +313,34 @@ def compute_scores(genotypes: Genotypes, weights: ScoreWeights,
                 sums += np.asarray(weights.ref_offset[start:stop].sum(axis=0))
                 observed += np.asarray(weights.member[start:stop].sum(axis=0))
         start = stop
-    if mean_imputation:
-        sums += np.asarray(weights.ref_offset.sum(axis=0))
-        denom = np.broadcast_to(2.0 * np.asarray(weights.member.sum(axis=0)), (n, k)).copy()
-    else:
-        denom = 2.0 * observed
-    return sums, denom
+    return finish_scores(sums, observed, weights, mean_imputation)
 
 
-def founder_alt_frequency(chunk: np.ndarray, founders: np.ndarray, all_founders: bool) -> np.ndarray:
-    """ALT allele frequency per variant among founders' non-missing calls, (n_chunk,); 0 if none observed."""
-    sub = chunk if all_founders else chunk[:, founders]
-    present = sub >= 0
-    n_alleles = 2.0 * present.sum(axis=1)
-    alt = np.where(present, sub, 0).sum(axis=1, dtype=np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_alleles > 0, alt / n_alleles, 0.0)
+def compute_dosage_scores(source: DosageSource, weights: ScoreWeights,
+                          mean_imputation: bool = DEFAULTS.mean_imputation,
+                          chunk_size: int = DEFAULTS.chunk_size) -> tuple[np.ndarray, np.ndarray]:
+    """(SUM, DENOM) ``(n_samples, n_scores)`` from imputed ALT dosages, as plink2 ``--score``
+    scores a .pgen/.bgen: a missing dosage (NaN) is 2 x the ALT frequency of the observed
+    dosages (everyone is a founder: .sample and .psam as read here carry no parents), or with no
+    mean imputation contributes nothing and leaves DENOM."""
+    n, k = source.n_samples, len(weights.score_ids)
+    sums = np.zeros((n, k))
+    observed = np.zeros((n, k))
+    start = 0
+    for _, block in source.iter_dosages(chunk_size, variant_idx=weights.variant_idx):
+        stop = start + len(block)
+        dosage = block.astype(np.float64)
+        missing = np.isnan(dosage)
+        w = weights.alt_weight[start:stop].toarray()  # (n_chunk, n_scores)
+        fill = np.nan_to_num(np.nanmean(dosage, axis=1), nan=0.0) if mean_imputation else np.zeros(len(block))
+        np.copyto(dosage, np.broadcast_to(fill[:, None], dosage.shape), where=missing)
+        sums += dosage.T @ w
+        if not mean_imputation:
+            present = 1.0 - missing.T  # (n_samples, n_chunk)
+            sums += present @ weights.ref_offset[start:stop].toarray()
+            observed += present @ weights.member[start:stop].toarray()
+        start = stop
+    return finish_scores(sums, observed, weights, mean_imputation)
 
 
 def zscore_columns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -361,7 +383,7 @@ def log_summary(row: dict) -> None:
              ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[3:]))
 
 
-def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequence[str | Path],
+def polygenic_scores(bfile: str | Path | Sequence[str | Path] | DosageSource, score_paths: Sequence[str | Path],
                      min_overlap: float = DEFAULTS.min_overlap,
                      on_low_overlap: str = DEFAULTS.on_low_overlap,
                      keep_ambiguous: bool = DEFAULTS.keep_ambiguous,
@@ -378,7 +400,7 @@ def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequ
     """
     if on_low_overlap not in LOW_OVERLAP_ACTIONS:
         raise ValueError(f"on_low_overlap must be one of {LOW_OVERLAP_ACTIONS}")
-    genotypes = Genotypes.open(bfile)
+    genotypes = bfile if isinstance(bfile, DosageSource) else Genotypes.open(bfile)
     by_site, by_id = bim_lookup_tables(genotypes.bim)
     seen: dict[str, Path] = {}
     first_build: ScoringFile | None = None  # the first file that reports a build
@@ -409,7 +431,8 @@ def polygenic_scores(bfile: str | Path | Sequence[str | Path], score_paths: Sequ
     check_some_score_used(summary)
     score_ids = summary.filter(pl.col("status") == "used")["score"].to_list()
     weights = build_weights(pl.concat(used), score_ids)
-    sums, denom = compute_scores(genotypes, weights, mean_imputation, chunk_size)
+    score = compute_dosage_scores if isinstance(genotypes, DosageSource) else compute_scores
+    sums, denom = score(genotypes, weights, mean_imputation, chunk_size)
     return PrsResult(genotypes.fam["IID"].to_numpy(), score_ids, sums, denom,
                      pl.concat(logs) if logs else None, summary)
 
@@ -440,7 +463,7 @@ def write_score_files(result: PrsResult, summary_path: Path, scores_path: Path, 
     save_modality(npz_path, modality)
 
 
-def run_prs(bfile: str | Path | Sequence[str | Path], score_paths: Sequence[str | Path], out: str | Path,
+def run_prs(bfile: str | Path | Sequence[str | Path] | DosageSource, score_paths: Sequence[str | Path], out: str | Path,
             **options) -> PrsResult:
     """Score and write every output of ``contig prs --out OUT``, all or nothing (see :func:`output_paths`)."""
     paths = output_paths(out)

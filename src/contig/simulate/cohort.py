@@ -19,6 +19,7 @@ from contig.core.atomic import write_text_atomic
 from contig.core.errors import InputError
 from contig.genotypes.plinkio import write_bfile
 from contig.simulate import genotypes as gt
+from contig.simulate.relatives import plant_relatives
 from contig.simulate.config import TRAITS, SimulationConfig
 from contig.simulate.images import EyeParams, eye_params, write_eye_pngs
 from contig.simulate.pgs import write_pgs_files
@@ -74,6 +75,7 @@ def simulate_into(out: Path, config: SimulationConfig) -> dict:
     iids = sample_ids(n)
 
     genome, population, alt = simulate_true_genotypes(config, rngs["genome"], rngs["genotypes"])
+    relatives = plant_configured_relatives(alt, population, iids, config, rngs["genotypes"])
     alt_freq = alt.mean(axis=1, dtype=np.float64) / 2
     maf = np.minimum(alt_freq, 1 - alt_freq)
     log.info("simulated %d SNPs x %d people on %d chromosomes (%.1f s)", genome.n_snps, n,
@@ -92,6 +94,7 @@ def simulate_into(out: Path, config: SimulationConfig) -> dict:
     write_person_tables(out, iids, covariates, population, traits, disease, severity)
     write_tsv(genome.genes, out / "genes.tsv")
     write_tsv(truth, out / "truth.tsv")
+    write_tsv(relatives, out / "relatives.tsv")
 
     manifest = write_images(out, iids, traits, config, rngs["images"])
     log.info("%s %d images of %d people (%.1f s so far)", "rendered" if config.images else "planned",
@@ -125,6 +128,19 @@ def simulate_true_genotypes(config: SimulationConfig, genome_rng: np.random.Gene
     alt = gt.alt_counts(gt.simulate_allele1_counts(genome, population, pop_freq, config,
                                                    genotype_rng), genome)
     return genome, population, alt
+
+
+def plant_configured_relatives(alt: np.ndarray, population: np.ndarray, iids: list[str],
+                               config: SimulationConfig, rng: np.random.Generator) -> pl.DataFrame:
+    """The relatives the config asks for, planted into ``alt`` ``(n_snps, n_samples)`` in place;
+    none asked for: no random draw (the cohort stays byte-identical to one without the settings)."""
+    counts = (config.n_duplicates, config.n_parent_offspring, config.n_sibling_pairs)
+    if not any(counts):
+        return plant_relatives(alt, population, iids, 0, 0, 0, rng=None)
+    pairs = plant_relatives(alt, population, iids, *counts, rng=rng)
+    log.info("planted %d relative pairs (%d duplicates, %d parent-offspring, %d siblings)",
+             pairs.height, *counts)
+    return pairs
 
 
 def write_observed_genotypes(prefix: Path, alt: np.ndarray, genome: gt.Genome,

@@ -58,6 +58,9 @@ RANGES: dict[str, Range] = {
     "major_variance": Range(0, 0.9),
     "two_eye_fraction": Range(0, 1),
     "disease_prevalence": Range(0, 1, include_low=False, include_high=False),
+    "n_duplicates": Range(0),
+    "n_parent_offspring": Range(0),
+    "n_sibling_pairs": Range(0),
 }
 """Bounds of the numeric settings, checked by :meth:`SimulationConfig.validate` and by the CLI."""
 
@@ -111,6 +114,14 @@ class SimulationConfig:
     """Common variants without heterozygotes (fail --hwe 1e-6); 0 = max(3, 0.2% of n_snps)."""
     n_batches: int = 4
     """Genotyping batches (covariate ``batch``); missingness differs a little between them."""
+
+    # --- relatives (each pair replaces two simulated people; see contig.simulate.relatives)
+    n_duplicates: int = 0
+    """Pairs of duplicate samples (or monozygotic twins): kinship 0.5."""
+    n_parent_offspring: int = 0
+    """Parent-offspring pairs (the other parent is not in the cohort): kinship 0.25."""
+    n_sibling_pairs: int = 0
+    """Full-sibling pairs (parents not in the cohort): kinship 0.25."""
 
     # --- trait architecture (all variances are shares of the latent trait's variance ~ 1)
     h2: float = 0.5
@@ -179,6 +190,9 @@ class SimulationConfig:
         need(not unknown, "pgs_traits", f"unknown trait(s) {unknown}; traits are {', '.join(TRAITS)}")
         need(len(self.resolved_causal_chromosomes()) >= 1, "causal_chromosomes",
              "no causal chromosome among 1..n_chromosomes")
+        n_related = 2 * (self.n_duplicates + self.n_parent_offspring + self.n_sibling_pairs)
+        need(n_related <= self.n_samples // 2, "n_duplicates + n_parent_offspring + n_sibling_pairs",
+             f"the planted pairs need {n_related} people, more than half of n_samples")
         causal_var = self.h2 + self.age_variance + self.sex_variance
         need(causal_var < 1, "h2 + age_variance + sex_variance", f"must stay below 1, got {causal_var}")
 

@@ -1,0 +1,217 @@
+"""Compiled (Numba) kernels of LD pruning: genotype bit planes, r^2 over a band of variant pairs,
+and plink's greedy window pass.
+
+Genotypes are held as three bit planes per variant, 64 samples per uint64 word (as plink2 works on
+packed genotypes with popcounts): ``low`` (ALT count >= 1), ``high`` (ALT count = 2) and
+``present`` (called). A missing call has ``low = high = 0``. For a pair (i, j), over the samples
+called at both:
+
+- n = popcount(present_i & present_j)
+- sum g_i = popcount(low_i & present_j) + popcount(high_i & present_j)
+- sum g_i^2 = popcount(low_i & present_j) + 3 popcount(high_i & present_j)   (g^2 = low + 3 high)
+- sum g_i g_j = popcount over the four products of (low + high)_i and (low + high)_j
+
+which are exact integers, so r^2 is compared exactly as plink2 compares it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from contig.genotypes.bitops import EVEN_BITS, popcount, slot_mask
+
+SMALL_EPSILON = 2.0**-44
+
+
+@njit(cache=True, nogil=True)
+def bit_planes(genotypes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int8 ALT counts ``(n_variants, n_samples)`` (negative = missing) -> ``low``, ``high``,
+    ``present``, each uint64 ``(n_variants, ceil(n_samples / 64))``."""
+    n_variants, n_samples = genotypes.shape
+    words = (n_samples + 63) // 64
+    low = np.zeros((n_variants, words), dtype=np.uint64)
+    high = np.zeros((n_variants, words), dtype=np.uint64)
+    present = np.zeros((n_variants, words), dtype=np.uint64)
+    for v in range(n_variants):
+        for w in range(words):
+            lo = np.uint64(0)
+            hi = np.uint64(0)
+            pr = np.uint64(0)
+            first = w * 64
+            last = min(first + 64, n_samples)
+            for s in range(first, last):
+                g = genotypes[v, s]
+                bit = np.uint64(1) << np.uint64(s - first)
+                if g >= 0:
+                    pr |= bit
+                    if g >= 1:
+                        lo |= bit
+                    if g == 2:
+                        hi |= bit
+            low[v, w] = lo
+            high[v, w] = hi
+            present[v, w] = pr
+    return low, high, present
+
+
+@njit(cache=True, nogil=True)
+def _packed_planes(word: np.uint64, valid: np.uint64) -> tuple[np.uint64, np.uint64, np.uint64]:
+    """low, high, present on the even bits of one word of .bed codes (00 hom A1 = 2 ALT, 01 missing,
+    10 het, 11 hom A2 = 0 ALT; A1 is the ALT allele)."""
+    b0 = word & EVEN_BITS
+    b1 = (word >> np.uint64(1)) & EVEN_BITS
+    missing = b0 & ~b1
+    low = ~b0 & valid
+    high = ~b0 & ~b1 & valid
+    present = ~missing & valid
+    return low, high, present
+
+
+@njit(cache=True, nogil=True)
+def packed_bit_planes(words: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """.bed rows as little-endian uint64 ``(n_variants, n_packed_words)`` (zero padded) -> ``low``,
+    ``high``, ``present``, uint64 ``(n_variants, ceil(n_packed_words / 2))``.
+
+    Packed words 2k and 2k + 1 fill the even and the odd bits of plane word k: the samples are
+    permuted, the same way for every variant, which leaves every sum over samples unchanged.
+    """
+    n_variants, n_packed = words.shape
+    n_plane = (n_packed + 1) // 2
+    low = np.zeros((n_variants, n_plane), dtype=np.uint64)
+    high = np.zeros((n_variants, n_plane), dtype=np.uint64)
+    present = np.zeros((n_variants, n_plane), dtype=np.uint64)
+    for v in range(n_variants):
+        for k in range(n_plane):
+            lo, hi, pr = _packed_planes(words[v, 2 * k], slot_mask(2 * k, n_samples))
+            if 2 * k + 1 < n_packed:
+                lo1, hi1, pr1 = _packed_planes(words[v, 2 * k + 1], slot_mask(2 * k + 1, n_samples))
+                lo |= lo1 << np.uint64(1)
+                hi |= hi1 << np.uint64(1)
+                pr |= pr1 << np.uint64(1)
+            low[v, k] = lo
+            high[v, k] = hi
+            present[v, k] = pr
+    return low, high, present
+
+
+@njit(cache=True, nogil=True)
+def plane_genotype_counts(low: np.ndarray, high: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per-variant counts of 0, 1, 2 ALT alleles and calls, int64 ``(n_variants, 4)``
+    (columns hom_ref, het, hom_alt, called)."""
+    n_variants, words = low.shape
+    counts = np.zeros((n_variants, 4), dtype=np.int64)
+    for v in range(n_variants):
+        called = 0
+        n_low = 0
+        n_high = 0
+        for w in range(words):
+            called += popcount(present[v, w])
+            n_low += popcount(low[v, w])
+            n_high += popcount(high[v, w])
+        counts[v, 0] = called - n_low
+        counts[v, 1] = n_low - n_high
+        counts[v, 2] = n_high
+        counts[v, 3] = called
+    return counts
+
+
+@njit(cache=True, nogil=True)
+def _pair_above(low: np.ndarray, high: np.ndarray, present: np.ndarray, i: int, j: int,
+                r2: float) -> bool:
+    """Whether r^2(i, j) over samples called at both exceeds ``r2`` (plink2's comparison)."""
+    n_both = 0
+    sum_i_low = 0
+    sum_i_high = 0
+    sum_j_low = 0
+    sum_j_high = 0
+    dot = 0
+    for w in range(low.shape[1]):
+        pi = present[i, w]
+        pj = present[j, w]
+        li = low[i, w]
+        hi = high[i, w]
+        lj = low[j, w]
+        hj = high[j, w]
+        n_both += popcount(pi & pj)
+        sum_i_low += popcount(li & pj)
+        sum_i_high += popcount(hi & pj)
+        sum_j_low += popcount(lj & pi)
+        sum_j_high += popcount(hj & pi)
+        dot += popcount(li & lj) + popcount(li & hj) + popcount(hi & lj) + popcount(hi & hj)
+    sum_i = sum_i_low + sum_i_high
+    sq_i = sum_i_low + 3 * sum_i_high
+    sum_j = sum_j_low + sum_j_high
+    sq_j = sum_j_low + 3 * sum_j_high
+    cov = float(dot * n_both - sum_i * sum_j)
+    var_i = float(sq_i * n_both - sum_i * sum_i)
+    var_j = float(sq_j * n_both - sum_j * sum_j)
+    return cov * cov > (r2 * var_i) * var_j
+
+
+@njit(cache=True, parallel=True)
+def band_pairs_above(low: np.ndarray, high: np.ndarray, present: np.ndarray, n_rows: int,
+                     limits: np.ndarray, usable: np.ndarray, r2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j), i < ``n_rows``, i < j < ``limits[i]``, both ``usable``, with r^2 > ``r2``.
+
+    Planes are ``(n_chunk, n_words)`` with ``n_chunk >= limits.max()``; ``limits`` int64 ``(n_rows,)``
+    local to the chunk. Returns ``(counts (n_rows,), partners (n_rows, max band width))``: row i's
+    partners, increasing, in ``partners[i, :counts[i]]``.
+    """
+    width = 1
+    for i in range(n_rows):
+        width = max(width, limits[i] - i - 1)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    partners = np.empty((n_rows, width), dtype=np.int64)
+    for i in prange(n_rows):
+        if not usable[i]:
+            continue
+        found = 0
+        for j in range(i + 1, limits[i]):
+            if usable[j] and _pair_above(low, high, present, i, j, r2):
+                partners[i, found] = j
+                found += 1
+        counts[i] = found
+    return counts, partners
+
+
+@njit(cache=True, nogil=True)
+def greedy_prune(pointer_start: np.ndarray, partners: np.ndarray, removed: np.ndarray,
+                 maj_freq: np.ndarray, window_starts: np.ndarray, window_stops: np.ndarray) -> None:
+    """plink's greedy window pass over precomputed above-threshold pairs; updates ``removed``.
+
+    ``partners[pointer_start[i]:pointer_start[i + 1]]`` are variant i's later partners (CSR,
+    increasing); windows are ``[window_starts[k], window_stops[k])`` in processing order. Within a
+    window, each variant meets its unchecked later partners in order; at the first one still in,
+    the variant with the higher major allele frequency (lower MAF) goes, the later one on ties;
+    passes repeat until one removes nothing.
+    """
+    n = len(removed)
+    first_unchecked = np.arange(1, n + 1)
+    pointer = pointer_start[:-1].copy()
+    for k in range(len(window_starts)):
+        start = window_starts[k]
+        stop = window_stops[k]
+        changed = True
+        while changed:
+            changed = False
+            for i in range(start, stop):
+                end = pointer_start[i + 1]
+                if removed[i] or pointer_start[i] == end:
+                    continue
+                p = pointer[i]
+                floor = first_unchecked[i]
+                # skip partners already checked or removed (removal is permanent)
+                while p < end and (partners[p] < floor or removed[partners[p]]):
+                    p += 1
+                pointer[i] = p
+                if p < end and partners[p] < stop:
+                    j = partners[p]
+                    if maj_freq[i] > maj_freq[j] * (1.0 + SMALL_EPSILON):
+                        removed[i] = True
+                    else:
+                        removed[j] = True
+                        first_unchecked[i] = j + 1
+                    changed = True
+                else:
+                    first_unchecked[i] = max(floor, stop)
