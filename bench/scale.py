@@ -16,6 +16,10 @@ and peak memory (RSS of the command, from /usr/bin/time) of each command once:
            --glm takes minutes on missing calls, bench/gwas.py), as is clumping
 - clump    `contig clump` of y0 (p1 5e-8, p2 1e-7, r2 0.1, 250 kb) / plink 1.9 --clump, same
            (plink2 2.00a3.5 has no --clump)
+- step1_32, step1_128  `contig gwas-step1` (ridge LOCO, default settings) of the 32 / 128
+           phenotypes (no peer: regenie is not installed here)
+- gather32, gather128  `contig gwas-gather` (parquet) of two scatter parts (chromosomes 1-11,
+           12-22) of the 32 / 128-phenotype GWAS, made before the timing (no peer)
 
 Then fits log t = a + b log N + c log M (least squares over the sizes) per stage and tool, prints
 the exponents b (people) and c (variants), and the peak memory per size. Writes
@@ -44,7 +48,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 CONTIG = str(Path(sys.executable).with_name("contig"))
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-STAGES = ["qc", "prune", "pca", "scores", "snps", "burden", "gwas32", "gwas128", "clump"]
+STAGES = ["qc", "prune", "pca", "scores", "snps", "burden", "gwas32", "gwas128", "clump", "step1_32",
+          "step1_128", "gather32", "gather128"]
 QC_FLAGS = ["--maf", "0.01", "--geno", "0.05", "--hwe", "1e-6", "--mind", "0.05"]
 WINDOW = ["50", "5", "0.2"]
 
@@ -136,7 +141,7 @@ def stage_commands(stage: str, work: Path, inputs: dict, n: int, m: int,
                    pca_max: float) -> tuple[list[str], list[str] | None]:
     """(ours, plink2 or None) for one stage: GWAS and clumping on complete calls (plink2 --glm
     takes minutes with missing calls, see bench/gwas.py), the others with missing calls."""
-    complete = stage.startswith("gwas") or stage == "clump"
+    complete = stage.startswith(("gwas", "step1", "gather")) or stage == "clump"
     g, out = str(inputs["complete" if complete else "genotypes"]), str(work / stage)
     plink = ["plink2", "--bfile", g, "--threads", "2", "--out", out + ".plink2"]
     if stage == "qc":
@@ -162,6 +167,13 @@ def stage_commands(stage: str, work: Path, inputs: dict, n: int, m: int,
                  str(inputs["covar"]), "--out", out, "--threads", "2", "--formats", "parquet"],
                 plink + ["--pheno", str(inputs[f"pheno{k}.plink"]), "--covar", str(inputs["covar.plink"]),
                          "--glm", "hide-covar", "omit-ref"])
+    if stage.startswith("step1_"):  # regenie's step 1 has no peer here (regenie is not installed)
+        k = stage.removeprefix("step1_")
+        return ([CONTIG, "gwas-step1", "--bfile", g, "--pheno", str(inputs[f"pheno{k}"]), "--covar",
+                 str(inputs["covar"]), "--out", out], None)
+    if stage.startswith("gather"):
+        return ([CONTIG, "gwas-gather", "--parts", *map(str, inputs[f"parts{stage.removeprefix('gather')}"]),
+                 "--out", out, "--per-pheno-dir", out + ".sumstats", "--formats", "parquet"], None)
     if stage == "clump":
         return ([CONTIG, "clump", "--sumstats", str(inputs["y0_parquet"]), "--bfile", g, "--out", out],
                 ["plink1.9", "--bfile", g, "--threads", "2", "--out", out + ".plink1", "--allow-no-sex",
@@ -180,6 +192,19 @@ def clump_inputs(work: Path) -> dict[str, Path]:
     return {"y0_parquet": parquet, "y0_plink": p_file}
 
 
+def gather_inputs(work: Path, inputs: dict, k: int) -> dict[str, list[Path]]:
+    """Two scatter parts (chromosomes 1-11 and 12-22) of the GWAS of ``k`` phenotypes, for timing
+    the gather alone."""
+    parts = []
+    for j, chroms in enumerate((range(1, 12), range(12, 23))):
+        part = work / f"part{k}_{j}.parquet"
+        subprocess.run([CONTIG, "gwas", "--bfile", str(inputs["complete"]), "--pheno", str(inputs[f"pheno{k}"]),
+                        "--covar", str(inputs["covar"]), "--chrom", *map(str, chroms), "--part-out", str(part),
+                        "--threads", "2"], check=True, capture_output=True)
+        parts.append(part)
+    return {f"parts{k}": parts}
+
+
 def run_size(n: int, m: int, stages: list[str], missing: float, pca_max: float) -> list[dict]:
     rng = np.random.default_rng(n + m)
     rows = []
@@ -189,7 +214,7 @@ def run_size(n: int, m: int, stages: list[str], missing: float, pca_max: float) 
         prefix = make_genotypes(work / "g", n, m, missing)
         inputs: dict = {"genotypes": prefix, "genes": make_genes(work, m)}
         inputs["pgs_plink2"], inputs["pgs"] = make_score_files(work, prefix, rng)
-        if any(s.startswith("gwas") for s in stages):
+        if any(s.startswith(("gwas", "step1", "gather")) for s in stages):
             inputs["complete"] = make_genotypes(work / "full", n, m, 0.0)
             for k in (32, 128):
                 inputs |= make_phenotypes(work, inputs["complete"], k, np.random.default_rng(k))
@@ -197,6 +222,8 @@ def run_size(n: int, m: int, stages: list[str], missing: float, pca_max: float) 
         for stage in stages:
             if stage == "clump":
                 inputs |= clump_inputs(work)
+            if stage.startswith("gather"):
+                inputs |= gather_inputs(work, inputs, int(stage.removeprefix("gather")))
             ours, theirs = stage_commands(stage, work, inputs, n, m, pca_max)
             row = {"n": n, "m": m, "stage": stage}
             row["ours_s"], row["ours_mib"] = measured(ours)
