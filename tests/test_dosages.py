@@ -15,7 +15,7 @@ from contig.genotypes.sources import DosageSource
 from contig.gwas.dosage import DosageFilters, run_dosage_gwas
 from helpers.dosages import bgen_compression, export_bgen, make_dosage_cohort
 from helpers.gwas import write_table
-from helpers.plink import run_plink2
+from helpers.plink import plink_tolerance, run_plink2, with_fid
 
 pytestmark = pytest.mark.plink2
 
@@ -49,20 +49,6 @@ def _plink_source(kwargs: dict) -> list[str]:
     if "pfile" in kwargs:
         return ["--pfile", str(kwargs["pfile"])]
     return ["--bgen", str(kwargs["bgen"]), "ref-first", "--sample", str(kwargs["sample"])]
-
-
-def _plink_tolerance(text: str) -> float:
-    """Half a unit in the last printed digit of a plink2 number such as 0.082883 or 1.2e-05."""
-    mantissa = text.lower().split("e")[0].lstrip("-")
-    exponent = int(text.lower().split("e")[1]) if "e" in text.lower() else 0
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    return 0.5 * 10.0 ** (exponent - decimals)
-
-
-def _with_fid(path: Path, out: Path) -> Path:
-    table = pl.read_csv(path, separator="\t")
-    table.select(pl.col("IID").alias("#FID"), pl.all()).write_csv(out, separator="\t", null_value="NA")
-    return out
 
 
 def test_files_use_the_compressions_uk_biobank_ships(cohort):
@@ -101,8 +87,8 @@ def test_gwas_and_info_equal_plink2(cohort, tmp_path, kind):
     MACH r² (--freq cols=+machr2) among the people used."""
     kwargs = _sources(cohort)[kind]
     source_args = _plink_source(kwargs)
-    pheno = _with_fid(cohort["pheno"], tmp_path / "pp")
-    run_plink2(*source_args, "--pheno", str(pheno), "--covar", str(_with_fid(cohort["covar"], tmp_path / "cc")),
+    pheno = with_fid(cohort["pheno"], tmp_path / "pp")
+    run_plink2(*source_args, "--pheno", str(pheno), "--covar", str(with_fid(cohort["covar"], tmp_path / "cc")),
                "--glm", "hide-covar", "omit-ref", "--out", str(tmp_path / "plink"))
     run_plink2(*source_args, "--keep", str(pheno), "--freq", "cols=+machr2", "--out", str(tmp_path / "freq"))
     ours = run_dosage_gwas(DosageSource.open(**kwargs), cohort["pheno"], cohort["covar"])
@@ -131,7 +117,7 @@ rel = {"pgen": 1e-6, "bgen8": 3e-3, "zstd16": 3e-3}
 def _assert_printed(texts: list[str], values: np.ndarray, what, slack) -> None:
     """Each value within half a unit of plink2's last printed digit, plus ``slack`` (scalar or per value)."""
     for text, value, extra in zip(texts, values, np.broadcast_to(slack, len(texts))):
-        tolerance = _plink_tolerance(text) * 1.001 + extra
+        tolerance = plink_tolerance(text) * 1.001 + extra
         assert abs(value - float(text)) <= tolerance, (what, text, value)
 
 
@@ -343,3 +329,17 @@ def test_probabilities_unpack_at_any_bit_depth(bits):
     packed = sum(int(v) << (bits * i) for i, v in enumerate(values))
     data = packed.to_bytes((37 * bits + 7) // 8, "little")
     np.testing.assert_array_equal(_unpack_probabilities(data, bits, 37), values)
+
+
+def test_per_chromosome_files_with_other_samples_are_refused(cohort, tmp_path):
+    """Two BGEN files of one {chrom} pattern that list different people: one line naming the
+    second file."""
+    from contig.core.errors import InputError
+    from contig.genotypes.bgen import BgenFile
+    from contig.genotypes.sources import DosageSource
+
+    first = BgenFile.open(cohort["bgen8"])
+    other = BgenFile.open(cohort["bgen8"])
+    other.fam = other.fam.with_columns(pl.Series("IID", [f"x{i}" for i in range(other.fam.height)]))
+    with pytest.raises(InputError, match="samples differ from"):
+        DosageSource([first, other])

@@ -27,6 +27,7 @@ from contig.gwas.summary import summarize_scan
 from contig.gwas.sumstats import SUMSTATS_COLUMNS, write_gwas_outputs
 from contig.genotypes.plinkio import read_fam, write_bfile
 from helpers.gwas import mean_imputed, principal_components, simulate_cohort, write_table
+from helpers.plink import plink_tolerance, with_fid
 
 PLINK2 = shutil.which("plink2")
 
@@ -247,20 +248,6 @@ def test_lambda_gc_null_phenotypes_with_structure(tmp_path):
     assert lambda_gc(naive.log10p.ravel()) > 1.3
 
 
-def _plink_tolerance(text: str) -> float:
-    """Half a unit in the last printed digit of a plink2 number such as 0.082883 or 1.2e-05."""
-    mantissa = text.lower().split("e")[0].lstrip("-")
-    exponent = int(text.lower().split("e")[1]) if "e" in text.lower() else 0
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    return 0.5 * 10.0 ** (exponent - decimals)
-
-
-def _with_fid(path: Path, out: Path) -> Path:
-    table = pl.read_csv(path, separator="\t")
-    table.select(pl.col("IID").alias("#FID"), pl.all()).write_csv(out, separator="\t", null_value="NA")
-    return out
-
-
 @pytest.mark.plink2
 def test_equals_plink2_glm_without_missing_calls(tmp_path):
     c = simulate_cohort(tmp_path / "g", n_samples=500, n_chrom=2, snps_per_chrom=150, seed=4)
@@ -271,8 +258,8 @@ def test_equals_plink2_glm_without_missing_calls(tmp_path):
                                                     "b": rng.standard_normal(n)})
     covar = write_table(tmp_path / "c.tsv", c.iid, {"c1": rng.standard_normal(n),
                                                     "c2": rng.uniform(0, 5, n)})
-    subprocess.run([PLINK2, "--bfile", str(c.prefix), "--pheno", str(_with_fid(pheno, tmp_path / "pp")),
-                    "--covar", str(_with_fid(covar, tmp_path / "cc")), "--glm", "hide-covar", "omit-ref",
+    subprocess.run([PLINK2, "--bfile", str(c.prefix), "--pheno", str(with_fid(pheno, tmp_path / "pp")),
+                    "--covar", str(with_fid(covar, tmp_path / "cc")), "--glm", "hide-covar", "omit-ref",
                     "--threads", "1", "--out", str(tmp_path / "plink")],
                    check=True, capture_output=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     ours = run_gwas(c.prefix, pheno, covar)
@@ -283,7 +270,7 @@ def test_equals_plink2_glm_without_missing_calls(tmp_path):
         for column, values in (("BETA", ours.beta[:, j]), ("SE", ours.se[:, j]),
                                ("P", 10.0 ** -ours.log10p[:, j])):
             for text, value in zip(table[column].to_list(), values):
-                tolerance = _plink_tolerance(text) * 1.001 + 1e-6 * abs(float(text))
+                tolerance = plink_tolerance(text) * 1.001 + 1e-6 * abs(float(text))
                 assert abs(value - float(text)) <= tolerance, (name, column, text, value)
 
 

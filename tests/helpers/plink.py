@@ -67,3 +67,18 @@ def make_cohort(prefix: Path, n: int = 300, m: int = 2000, n_pops: int = 2, seed
                         "POS": pos, "ALT": "A", "REF": "G"})
     write_bfile(prefix, fam, bim, [genotypes])
     return genotypes
+
+
+def plink_tolerance(text: str) -> float:
+    """Half a unit in the last printed digit of a plink2 number such as 0.082883 or 1.2e-05."""
+    mantissa = text.lower().split("e")[0].lstrip("-")
+    exponent = int(text.lower().split("e")[1]) if "e" in text.lower() else 0
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    return 0.5 * 10.0 ** (exponent - decimals)
+
+
+def with_fid(path: Path, out: Path) -> Path:
+    """A copy of the IID-keyed table ``path`` at ``out`` with a #FID column (= IID) first, as plink2 reads it."""
+    table = pl.read_csv(path, separator="\t")
+    table.select(pl.col("IID").alias("#FID"), pl.all()).write_csv(out, separator="\t", null_value="NA")
+    return out

@@ -234,13 +234,11 @@ def count_genotypes(reader, local: np.ndarray, out: np.ndarray) -> None:
 
 
 @dataclass
-class Genotypes:
-    """Genotypes spread over one or more PLINK 1 filesets with identical samples (e.g. one per chromosome).
+class MultiFileSource:
+    """The files of one genotype source (PLINK filesets, dosage files), e.g. one per chromosome,
+    with identical samples. Variants are numbered 0..n_variants-1 across the files in order."""
 
-    Variants are numbered 0..n_variants-1 across filesets in order. ``bim`` is the concatenation.
-    """
-
-    parts: list[Bfile]
+    parts: list
     offsets: np.ndarray = field(init=False)  # (n_parts + 1,) first global variant index of each part
 
     def __post_init__(self) -> None:
@@ -248,26 +246,18 @@ class Genotypes:
         for part in self.parts[1:]:
             if not part.fam["IID"].equals(first.fam["IID"]):
                 raise InputError(
-                    f"samples differ from {first.prefix}.fam (all per-chromosome filesets must list "
-                    "the same samples in the same order)",
-                    part.prefix.with_name(part.prefix.name + ".fam"),
-                )
+                    f"samples differ from {self.sample_file(first)} (all per-chromosome files must "
+                    "list the same samples in the same order)", self.sample_file(part))
         self.offsets = np.cumsum([0] + [p.n_variants for p in self.parts])
 
-    @classmethod
-    def open(cls, prefixes: str | Path | Sequence[str | Path]) -> Genotypes:
-        """Open one prefix, a list of prefixes, or a pattern containing ``{chrom}`` (expanded by glob)."""
-        if isinstance(prefixes, (str, Path)):
-            prefixes = expand_prefix_pattern(str(prefixes))
-        return cls([Bfile.open(p) for p in prefixes])
+    @staticmethod
+    def sample_file(part) -> Path:
+        """The file that lists ``part``'s samples (named in errors)."""
+        return Path(part.prefix)
 
     @property
     def fam(self) -> pl.DataFrame:
         return self.parts[0].fam
-
-    @property
-    def bim(self) -> pl.DataFrame:
-        return pl.concat([p.bim for p in self.parts]) if len(self.parts) > 1 else self.parts[0].bim
 
     @property
     def n_samples(self) -> int:
@@ -278,11 +268,34 @@ class Genotypes:
         return int(self.offsets[-1])
 
     def plan_chunks(self, chunk_size: int, variant_idx: np.ndarray | None = None) -> list[VariantChunk]:
-        """The chunks :meth:`iter_chunks` reads: ``variant_idx`` (increasing global indices; all
-        variants by default) in runs of at most ``chunk_size`` that never cross filesets."""
+        """The chunks the readers take: ``variant_idx`` (increasing global indices; all variants
+        by default) in runs of at most ``chunk_size`` that never cross files."""
         if variant_idx is None:
             variant_idx = np.arange(self.n_variants)
         return plan_variant_chunks(self.offsets, np.asarray(variant_idx, dtype=np.int64), chunk_size)
+
+
+@dataclass
+class Genotypes(MultiFileSource):
+    """Genotypes spread over one or more PLINK 1 filesets with identical samples (e.g. one per
+    chromosome); ``bim`` is the concatenation."""
+
+    parts: list[Bfile]
+
+    @staticmethod
+    def sample_file(part: Bfile) -> Path:
+        return part.prefix.with_name(part.prefix.name + ".fam")
+
+    @classmethod
+    def open(cls, prefixes: str | Path | Sequence[str | Path]) -> Genotypes:
+        """Open one prefix, a list of prefixes, or a pattern containing ``{chrom}`` (expanded by glob)."""
+        if isinstance(prefixes, (str, Path)):
+            prefixes = expand_prefix_pattern(str(prefixes))
+        return cls([Bfile.open(p) for p in prefixes])
+
+    @property
+    def bim(self) -> pl.DataFrame:
+        return pl.concat([p.bim for p in self.parts]) if len(self.parts) > 1 else self.parts[0].bim
 
     def iter_chunks(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,7 @@ import polars as pl
 from contig.core.errors import InputError
 from contig.genotypes.bgen import BgenFile, read_bgen_header, read_oxford_sample
 from contig.genotypes.pgen import Pfile, read_psam
-from contig.genotypes.plinkio import (CHROMOSOME_NAME, FilesetReaders, VariantChunk, chromosome_sort_key,
-                                      plan_variant_chunks)
+from contig.genotypes.plinkio import CHROMOSOME_NAME, FilesetReaders, MultiFileSource, chromosome_sort_key
 
 log = logging.getLogger("contig.genotypes.sources")
 
@@ -71,19 +70,16 @@ def read_source_samples(pfile: str | None = None, bgen: str | None = None,
 
 
 @dataclass
-class DosageSource:
+class DosageSource(MultiFileSource):
     """Dosage files (PGEN or BGEN) with identical samples, e.g. one per chromosome."""
 
     parts: list[Pfile | BgenFile]
-    offsets: np.ndarray = field(init=False)  # (n_parts + 1,) first global variant index of each part
 
-    def __post_init__(self) -> None:
-        first = self.parts[0]
-        for part in self.parts[1:]:
-            if not part.fam["IID"].equals(first.fam["IID"]):
-                raise InputError(f"samples differ from those of {first.prefix} (all per-chromosome files "
-                                 "must list the same samples in the same order)", part.prefix)
-        self.offsets = np.cumsum([0] + [p.n_variants for p in self.parts])
+    @staticmethod
+    def sample_file(part: Pfile | BgenFile) -> Path:
+        if isinstance(part, BgenFile):
+            return part.path  # its .sample file, when given, was checked against it on opening
+        return part.prefix.with_name(part.prefix.name + ".psam")
 
     @classmethod
     def open(cls, pfile: str | Path | None = None, bgen: str | Path | None = None,
@@ -107,27 +103,9 @@ class DosageSource:
         return "bgen" if isinstance(self.parts[0], BgenFile) else "pgen"
 
     @property
-    def fam(self) -> pl.DataFrame:
-        return self.parts[0].fam
-
-    @property
     def bim(self) -> pl.DataFrame:
         """CHROM POS ID REF ALT of every variant, files in order."""
         return pl.concat([p.variants for p in self.parts]) if len(self.parts) > 1 else self.parts[0].variants
-
-    @property
-    def n_samples(self) -> int:
-        return self.parts[0].n_samples
-
-    @property
-    def n_variants(self) -> int:
-        return int(self.offsets[-1])
-
-    def plan_chunks(self, chunk_size: int, variant_idx: np.ndarray | None = None) -> list[VariantChunk]:
-        """Runs of at most ``chunk_size`` of ``variant_idx`` (all by default) within one file."""
-        if variant_idx is None:
-            variant_idx = np.arange(self.n_variants)
-        return plan_variant_chunks(self.offsets, np.asarray(variant_idx, dtype=np.int64), chunk_size)
 
     def iter_dosages(self, chunk_size: int = 1024, sample_idx: np.ndarray | None = None,
                      variant_idx: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
