@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from contig.cli import main
+from contig.core.errors import InputError
 from contig.evaluate.truth import null_lambdas, phenotype_sumstats_paths
 from contig.gwas.association import GwasResult
 from contig.gwas.gather import gather_gwas_parts
@@ -266,3 +267,17 @@ def test_ssf_of_a_real_scan_is_valid_and_matches_plink2(tmp_path):
     np.testing.assert_allclose(ours["standard_error"].to_numpy(), plink["SE"].to_numpy(), rtol=1e-5)
     np.testing.assert_allclose(ours["neg_log_10_p_value"].to_numpy(), -np.log10(plink["P"].to_numpy()),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_parts_of_other_phenotypes_are_refused_naming_the_part(tmp_path):
+    """A part scanned with other phenotypes than the first part: both gathers stop with one line
+    naming that part and write nothing."""
+    first = synthetic_parts(tmp_path / "a", n_pheno=3, per_chrom=20, chroms=["1"])
+    other = synthetic_parts(tmp_path / "b", n_pheno=4, per_chrom=20, chroms=["2"])
+    parts = first + other
+    with pytest.raises(InputError, match=f"part disagrees with {parts[0]}") as caught:
+        gather_gwas_parts(parts, tmp_path / "out")
+    assert caught.value.path == str(other[0])
+    with pytest.raises(InputError, match="part disagrees with"):
+        read_gwas_parts(parts)
+    assert not list(tmp_path.glob("out*"))

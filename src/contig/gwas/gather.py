@@ -27,7 +27,7 @@ from contig.gwas.association import SCAN_DEFAULTS
 from contig.gwas.ssf import write_ssf
 from contig.gwas.stats import lambda_gc
 from contig.gwas.sumstats import (JOINT_P_COLUMN, PART_METADATA_KEY, PER_PHENO_FORMATS, SCAN_METADATA_KEY,
-                                  _gathered_counts, _write_parquet, _write_tsv_gz,
+                                  _gathered_counts, _write_parquet, _write_tsv_gz, check_part_matches,
                                   combined_from_top, gzip_compress, output_paths, phenotype_table,
                                   variant_columns, variant_text)
 
@@ -85,11 +85,7 @@ def open_parts(paths: Sequence[str | Path]) -> GatheredScan:
     for path in paths:
         meta, empty = _part_metadata(path)
         schemas.append(empty)
-        meta0 = metas[0] if metas else meta
-        if (meta["pheno_names"], meta["n_samples"], meta["df"]) != (
-                meta0["pheno_names"], meta0["n_samples"], meta0["df"]):
-            raise InputError(f"part disagrees with {paths[0]} on phenotypes, people or covariates",
-                             path)
+        check_part_matches(meta, metas[0] if metas else meta, paths[0], path)
         metas.append(meta)
     return GatheredScan(paths, variant_columns(schemas[0]), list(metas[0]["pheno_names"]), int(metas[0]["n_samples"]),
                         int(metas[0]["df"]), _gathered_counts(metas))

@@ -307,6 +307,14 @@ def _gathered_counts(metas: Sequence[dict]) -> dict[str, int]:
     return counts
 
 
+def check_part_matches(meta: dict, first: dict, first_path: str | Path, path: str | Path) -> None:
+    """A scatter part's metadata ``meta`` must name the first part's phenotypes, people and
+    covariates (``first``, read from ``first_path``)."""
+    if (meta["pheno_names"], meta["n_samples"], meta["df"]) != (
+            first["pheno_names"], first["n_samples"], first["df"]):
+        raise InputError(f"part disagrees with {first_path} on phenotypes, people or covariates", path)
+
+
 def read_gwas_parts(paths: Sequence[str | Path]) -> GwasResult:
     """Concatenate parts written by :func:`write_gwas_part` (in the order given) into one result.
 
@@ -317,11 +325,7 @@ def read_gwas_parts(paths: Sequence[str | Path]) -> GwasResult:
     tables, metas = [], []
     for path in paths:
         table, meta = _read_part(path)
-        meta0 = metas[0] if metas else meta
-        if (meta["pheno_names"], meta["n_samples"], meta["df"]) != (
-                meta0["pheno_names"], meta0["n_samples"], meta0["df"]):
-            raise InputError(f"part disagrees with {paths[0]} on phenotypes, people or covariates",
-                             path)
+        check_part_matches(meta, metas[0] if metas else meta, paths[0], path)
         tables.append(table)
         metas.append(meta)
     table = pl.concat(tables, how="vertical")
