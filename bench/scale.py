@@ -154,7 +154,7 @@ def stage_commands(stage: str, work: Path, inputs: dict, n: int, m: int,
         return [CONTIG, "pca", "--bfile", g, "--out", out, "--n-pcs", "10", "--no-plot"], theirs
     if stage == "scores":
         return ([CONTIG, "prs", "--bfile", g, "--scores", *map(str, inputs["pgs"]), "--keep-ambiguous",
-                 "--out", out],
+                 "--threads", "2", "--out", out],
                 plink + ["--score", str(inputs["pgs_plink2"]), "1", "2", "header-read", "cols=+scoresums",
                          "--score-col-nums", "3-34"])
     if stage == "snps":

@@ -103,7 +103,7 @@ def main() -> None:
                      "cols=+scoresums", "--score-col-nums", f"3-{N_SCORES + 2}", "--threads",
                      str(args.threads), "--out", str(work / "p2")]
         ours_cmd = [contig, "prs", "--bfile", str(prefix), "--scores", *map(str, pgs_files),
-                    "--keep-ambiguous", "--out", str(work / "ours")]
+                    "--keep-ambiguous", "--threads", str(args.threads), "--out", str(work / "ours")]
         run(plink_cmd, env)  # warm the file cache
         ours_env = os.environ | {"OPENBLAS_NUM_THREADS": str(args.threads)}
         plink_times, ours_times = [], []

@@ -112,3 +112,17 @@ def test_normalize_chrom_makes_spellings_of_one_chromosome_equal():
                  "chr22": "22", "HLA": "HLA"}
     table = pl.DataFrame({"c": list(spellings) + [None]})
     assert table.select(normalize_chrom(pl.col("c")))["c"].to_list() == list(spellings.values()) + [None]
+
+
+def test_by_distinct_values_equals_the_expression_on_every_row():
+    """The distinct-value shortcut gives what the expression gives row by row (nulls included)."""
+    from contig.scores.pgs_catalog import by_distinct_values
+    from contig.scores.prs import complement
+
+    chrom = pl.Series("c", ["chr1", "01", None, "chrX", "23", "1", "chr1", "M", None, " 2 "] * 50)
+    alleles = pl.Series("a", ["A", "ACG", "T", None, "I", "gt", "C", "A", "-", "TTA"] * 50)
+    for series, expression in ((chrom, normalize_chrom), (alleles, complement)):
+        expected = series.to_frame().select(expression(pl.col(series.name))).to_series()
+        got = by_distinct_values(series, expression)
+        assert got.name == series.name
+        assert got.to_list() == expected.to_list()

@@ -108,10 +108,10 @@ def plink2_score(prefix: Path, rows: list[tuple[str, str, float]], out: Path,
 
 
 @pytest.mark.plink2
-@pytest.mark.parametrize("mean_imputation", [True, False])
-def test_scores_equal_plink2(cohort, tmp_path, mean_imputation):
+@pytest.mark.parametrize("mean_imputation, threads", [(True, 1), (False, 1), (True, 2)])
+def test_scores_equal_plink2(cohort, tmp_path, mean_imputation, threads):
     result = polygenic_scores(cohort["prefix"], cohort["scores"], min_overlap=0.5,
-                              mean_imputation=mean_imputation, chunk_size=64)
+                              mean_imputation=mean_imputation, chunk_size=64, threads=threads)
     assert result.score_ids == ["PGS000001", "PGS000002", "PGS000003"]
     for j, score in enumerate(result.score_ids):
         expected = plink2_score(cohort["prefix"], cohort["oracle"][score], tmp_path / score, mean_imputation)
@@ -349,7 +349,7 @@ def test_streamed_match_log_equals_in_memory(small_bfile, tmp_path):
     a = write_scoring_file(tmp_path / "PGS000024.txt", CRAFTED_ROWS)
     b = write_scoring_file(tmp_path / "PGS000025.txt", CRAFTED_ROWS[:2])
     in_memory = polygenic_scores(small_bfile, [a, b], min_overlap=0.0)
-    streamed = run_prs(small_bfile, [a, b], tmp_path / "prs", min_overlap=0.0)
+    streamed = run_prs(small_bfile, [a, b], tmp_path / "prs", min_overlap=0.0, threads=2)
     with gzip.open(output_paths(tmp_path / "prs")["match"], "rt") as handle:
         written = pl.read_csv(handle, separator="\t", null_values="NA", infer_schema=False)
     expected = in_memory.match_log.drop("bim_idx")
@@ -445,3 +445,20 @@ def test_on_low_overlap_fail_names_the_file(small_bfile, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"contig prs: error: {low}: score PGS000033: only 4 of 16")
     assert not any(p.exists() for p in output_paths(out2).values())
+
+
+def test_threads_report_the_first_bad_file_as_a_sequential_run_does(small_bfile, tmp_path, capsys):
+    """With files matched ahead by worker threads, the error is still the first file's in order:
+    here the second file repeats the first's score ID and the third does not parse."""
+    first = write_scoring_file(tmp_path / "PGS000040.txt", CRAFTED_ROWS)
+    again = write_scoring_file(tmp_path / "again.txt", CRAFTED_ROWS, header="#pgs_id=PGS000040\n")
+    broken = tmp_path / "broken.txt"
+    broken.write_text("rsID\teffect_allele\teffect_weight\nrs1\tA\tbig\n")
+    for threads in ("1", "3"):
+        out = tmp_path / f"res{threads}" / "prs"
+        argv = ["prs", "--bfile", str(small_bfile), "--scores", str(first), str(again), str(broken),
+                "--out", str(out), "--min-overlap", "0", "--threads", threads]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"contig prs: error: {again}: score ID PGS000040 is also the ID of {first}")
+        assert not any(p.exists() for p in output_paths(out).values())

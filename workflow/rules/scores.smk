@@ -59,7 +59,7 @@ rule prs:
         "benchmarks/scores/prs.tsv"
     conda:
         "../../envs/genetics.yaml"
-    threads: 1
+    threads: 2
     resources:
         **job_resources("prs"),
     params:
@@ -76,7 +76,7 @@ rule prs:
         ),
     shell:
         "python -m contig prs {params.source} --scores {input.scores}"
-        " --out {params.out} {params.options} > {log} 2>&1"
+        " --out {params.out} {params.options} --threads {threads} > {log} 2>&1"
 
 
 rule burden:

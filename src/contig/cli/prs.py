@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refuse scoring files whose reported build differs (e.g. GRCh38)")
     parser.add_argument("--chunk-size", type=positive_int, default=DEFAULTS.chunk_size,
                         help=f"variants per chunk (default {DEFAULTS.chunk_size})")
+    parser.add_argument("--threads", type=positive_int, default=DEFAULTS.threads,
+                        help="scoring files parsed and matched at a time, by worker threads "
+                             f"(default {DEFAULTS.threads})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_prs(args.bfile if source is None else source, args.scores, args.out, min_overlap=args.min_overlap,
                      on_low_overlap=args.on_low_overlap,
                      keep_ambiguous=args.keep_ambiguous, mean_imputation=not args.no_mean_imputation,
-                     genome_build=args.genome_build, chunk_size=args.chunk_size)
+                     genome_build=args.genome_build, chunk_size=args.chunk_size,
+                     threads=args.threads)
     paths = output_paths(args.out)
     n_skipped = result.summary.height - len(result.score_ids)
     log.info("scored %d samples on %d scores (%d skipped for low overlap); wrote %s",

@@ -20,14 +20,14 @@ logged and ignored; a file with none of the required columns is refused.
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from contig.core.compression import gzip_decompress
 from contig.core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,20 @@ def normalize_chrom(expr: pl.Expr) -> pl.Expr:
     return name.replace({"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"})
 
 
+def nulls(name: str, length: int, dtype: pl.DataType) -> pl.Series:
+    """A column of ``length`` nulls."""
+    return pl.repeat(None, length, dtype=dtype, eager=True).alias(name)
+
+
+def by_distinct_values(series: pl.Series, expression: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """``expression`` (text -> text) evaluated on the distinct values of ``series`` only and mapped
+    back to every row: the same result, several times cheaper on columns with few distinct
+    values (chromosome names, alleles)."""
+    distinct = series.unique()
+    mapped = distinct.to_frame("value").select(expression(pl.col("value"))).to_series()
+    return series.replace_strict(distinct, mapped, return_dtype=pl.String).alias(series.name)
+
+
 def normalize_build(build: str | None) -> str | None:
     """``GRCh37``/``GRCh38``/``NCBI36`` for the usual spellings; None for missing or ``NR``."""
     if build is None or build.strip() in ("", "NR", "NA", "None"):
@@ -112,7 +126,7 @@ def read_text(path: Path) -> str:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
+            raw = gzip_decompress(raw)
         except (OSError, EOFError) as error:
             raise InputError(f"corrupt gzip file ({error})", path) from None
     try:
@@ -143,7 +157,7 @@ def read_columns(path: Path, body: str, first_line: int) -> pl.DataFrame:
     if not body.strip():
         raise InputError("no column header line after the # metadata lines", path, first_line)
     try:
-        table = pl.read_csv(io.StringIO(body), separator="\t", infer_schema=False,
+        table = pl.read_csv(body.encode(), separator="\t", infer_schema=False,
                             null_values=["", "NA", "NR"], quote_char=None)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as error:
         raise InputError(f"cannot parse as a tab-separated table ({str(error).splitlines()[0]})",
@@ -216,7 +230,7 @@ def choose_locations(table: pl.DataFrame) -> tuple[pl.Series | None, pl.Series |
 
 def choose_other_allele(table: pl.DataFrame) -> pl.Series:
     """``other_allele`` (or ``reference_allele``), filled from a single-allele ``hm_inferOtherAllele``."""
-    other = pl.Series("other_allele", [None] * table.height, dtype=pl.String)
+    other = nulls("other_allele", table.height, pl.String)
     for name in ("other_allele", "reference_allele"):
         if name in table.columns:
             other = table[name]
@@ -271,7 +285,7 @@ def read_scoring_file(path: str | Path, genome_build: str | None = None) -> Scor
     pos_name = "hm_pos" if harmonized else "chr_position"
     if pos_text is not None:
         pos = parse_numbers(path, pos_text, pl.Int64, header_line).alias("pos")
-        chrom_norm = chrom.to_frame("c").select(normalize_chrom(pl.col("c"))).to_series().alias("chrom")
+        chrom_norm = by_distinct_values(chrom, normalize_chrom).alias("chrom")
         located = pos.is_not_null() & chrom_norm.is_not_null()
         bad_pos = located & (pos < 1)
         if bad_pos.any():
@@ -281,9 +295,9 @@ def read_scoring_file(path: str | Path, genome_build: str | None = None) -> Scor
         pos = pl.select(pl.when(located).then(pos)).to_series().alias("pos")
         chrom_norm = pl.select(pl.when(located).then(chrom_norm)).to_series().alias("chrom")
     else:
-        pos = pl.Series("pos", [None] * n, dtype=pl.Int64)
-        chrom_norm = pl.Series("chrom", [None] * n, dtype=pl.String)
-    rsid = pl.Series("rsid", [None] * n, dtype=pl.String)
+        pos = nulls("pos", n, pl.Int64)
+        chrom_norm = nulls("chrom", n, pl.String)
+    rsid = nulls("rsid", n, pl.String)
     for name in ("rsID", "hm_rsID"):  # hm_rsID wins where present
         if name in table.columns:
             rsid = pl.select(pl.coalesce(table[name], rsid)).to_series().alias("rsid")

@@ -28,8 +28,8 @@ and DENOM counts only the person's non-missing alleles. All chromosomes are scor
 
 from __future__ import annotations
 
-import gzip
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +39,11 @@ import polars as pl
 import scipy.sparse as sp
 
 from contig.core.atomic import atomic_paths
+from contig.core.compression import gzip_compress
 from contig.core.errors import InputError
+from contig.core.parallel import ordered_map
 from contig.scores.modality import Modality, save_modality
-from contig.scores.pgs_catalog import ScoringFile, normalize_chrom, read_scoring_file
+from contig.scores.pgs_catalog import ScoringFile, by_distinct_values, normalize_chrom, read_scoring_file
 from contig.genotypes.plinkio import Genotypes
 from contig.genotypes.sources import DosageSource
 
@@ -63,6 +65,7 @@ class PrsSettings:
     keep_ambiguous: bool = False  # keep A/T and C/G variants, assuming the .bim strand
     mean_imputation: bool = True  # missing calls -> 2 x founder frequency (else they count nothing)
     chunk_size: int = 2048  # variants per streamed chunk
+    threads: int = 1  # scoring files parsed and matched at a time
 
 
 DEFAULTS = PrsSettings()
@@ -111,45 +114,101 @@ def complement(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.str.contains(r"^[ACGT]+$")).then(flipped)
 
 
-def bim_lookup_tables(bim: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(by site, by ID): per chromosome+position and per ID, how many .bim variants, and the first's data."""
-    table = bim.select(
-        bim_idx=pl.int_range(pl.len(), dtype=pl.Int64),
-        chrom=normalize_chrom(pl.col("CHROM")),
-        pos=pl.col("POS"),
-        bim_id=pl.col("ID"),
-        alt=pl.col("ALT").str.to_uppercase(),
-        ref=pl.col("REF").str.to_uppercase(),
-    )
-    fields = [pl.len().alias("n_there")] + [pl.col(c).first() for c in ("bim_idx", "bim_id", "alt", "ref")]
-    by_site = table.group_by("chrom", "pos").agg(fields)
-    by_id = table.group_by("bim_id").agg([pl.len().alias("n_there")] + [
-        pl.col(c).first() for c in ("bim_idx", "alt", "ref")]).rename({"bim_id": "rsid"})
-    return by_site, by_id
+SITE_POSITIONS = 1 << 32  # a site key is chromosome code x this + position (.bim positions are int32)
 
 
-def locate_variants(scoring: ScoringFile, by_site: pl.DataFrame, by_id: pl.DataFrame) -> pl.DataFrame:
-    """Join each scoring row to the .bim: by chromosome + position, or by rsID where there is no position."""
+def upper_case(alleles: pl.Series) -> pl.Series:
+    """``alleles`` in upper case; the column itself (no copy) when it already is."""
+    if alleles.str.contains("[a-z]").any():
+        return alleles.str.to_uppercase()
+    return alleles
+
+
+class BimLookup:
+    """Where each chromosome + position and each ID sits in the .bim, for matching scoring files.
+
+    Sites are sorted int64 keys (chromosome code x :data:`SITE_POSITIONS` + position) with the
+    first .bim index and the number of .bim variants at each: a few arrays of 8 bytes per variant,
+    where a polars group-by table of the same took ~150 bytes per variant at its peak (a biobank's
+    imputed .bim has ~10^7). The ID table is built on first use (rows without a position are rare).
+    Safe to share between threads.
+    """
+
+    def __init__(self, bim: pl.DataFrame) -> None:
+        chrom = by_distinct_values(bim["CHROM"].cast(pl.String), normalize_chrom)
+        self.chrom_names = chrom.drop_nulls().unique().sort()
+        keys = self.site_keys(chrom, bim["POS"])
+        order = np.argsort(keys, kind="stable")  # stable: each site's first .bim index comes first
+        sorted_keys = keys[order]
+        del keys
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        self.sites = sorted_keys[starts]
+        self.site_first = order[starts]
+        self.site_count = np.diff(np.r_[starts, len(order)]).astype(np.int32)
+        self.variants = bim.select(bim_id=pl.col("ID"), alt=upper_case(bim["ALT"]), ref=upper_case(bim["REF"]))
+        self._by_id: pl.DataFrame | None = None
+        self._lock = threading.Lock()
+
+    def site_keys(self, chrom: pl.Series, pos: pl.Series) -> np.ndarray:
+        """int64 keys of normalized ``chrom`` + ``pos``; -1 where the chromosome is not in the .bim,
+        either is null, or the position is out of range (such rows match nothing)."""
+        code = chrom.replace_strict(self.chrom_names, pl.int_range(len(self.chrom_names), eager=True),
+                                    default=-1, return_dtype=pl.Int64).fill_null(-1).to_numpy()
+        position = pos.cast(pl.Int64).fill_null(-1).to_numpy()
+        valid = (code >= 0) & (position >= 0) & (position < SITE_POSITIONS)
+        return np.where(valid, code * SITE_POSITIONS + position, -1)
+
+    def at_sites(self, chrom: pl.Series, pos: pl.Series) -> tuple[pl.Series, pl.Series]:
+        """(first .bim index, number of .bim variants) at each row's site, Int64, null where none."""
+        keys = self.site_keys(chrom, pos)
+        at = np.minimum(np.searchsorted(self.sites, keys), len(self.sites) - 1)
+        found = (keys >= 0) & (self.sites[at] == keys) if len(self.sites) else np.zeros(len(keys), bool)
+        absent = np.flatnonzero(~found)
+        first = pl.Series("bim_idx", self.site_first[at] if len(self.sites) else keys, dtype=pl.Int64)
+        count = pl.Series("n_there", self.site_count[at] if len(self.sites) else keys, dtype=pl.Int64)
+        return first.scatter(absent, None), count.scatter(absent, None)
+
+    @property
+    def by_id(self) -> pl.DataFrame:
+        """Per .bim ID (column ``rsid``): how many variants carry it and the first one's index."""
+        with self._lock:
+            if self._by_id is None:
+                self._by_id = self.variants.select("bim_id").with_row_index("bim_idx").group_by(
+                    "bim_id").agg(n_there=pl.len(), bim_idx=pl.col("bim_idx").first()) \
+                    .rename({"bim_id": "rsid"}).cast({"bim_idx": pl.Int64, "n_there": pl.Int64})
+            return self._by_id
+
+
+def locate_variants(scoring: ScoringFile, lookup: BimLookup) -> pl.DataFrame:
+    """Each scoring row with the first .bim variant at its chromosome + position (or with its rsID
+    as .bim ID where there is no position): columns n_there, bim_idx, bim_id, alt, ref added, null
+    where none is there."""
     variants = scoring.variants
-    located = variants.filter(pl.col("pos").is_not_null()).join(by_site, on=["chrom", "pos"], how="left")
-    by_rsid = variants.filter(pl.col("pos").is_null()).join(by_id, on="rsid", how="left")
-    by_rsid = by_rsid.with_columns(bim_id=pl.when(pl.col("n_there").is_not_null()).then(pl.col("rsid")))
-    return pl.concat([located, by_rsid.select(located.columns)]).sort("row")
+    bim_idx, n_there = lookup.at_sites(variants["chrom"], variants["pos"])
+    located = variants.with_columns(n_there=n_there, bim_idx=bim_idx)
+    no_position = variants["pos"].is_null()
+    if no_position.any():
+        by_rsid = variants.filter(no_position).select("row", "rsid").join(
+            lookup.by_id, on="rsid", how="left").select("row", "n_there", "bim_idx")
+        located = located.update(by_rsid, on="row")
+    alleles = lookup.variants.select(pl.all().gather(located["bim_idx"]))
+    return located.hstack(alleles)
 
 
 def classify_matches(located: pl.DataFrame, keep_ambiguous: bool) -> pl.DataFrame:
     """Add ``status``, ``effect_is_alt`` and ``ambiguous`` to located rows (see the module docstring)."""
-    located = located.with_columns(effect_c=complement(pl.col("effect_allele")),
-                                   other_c=complement(pl.col("other_allele")))
+    located = located.with_columns(effect_c=by_distinct_values(located["effect_allele"], complement),
+                                   other_c=by_distinct_values(located["other_allele"], complement),
+                                   alt_c=by_distinct_values(located["alt"], complement))
     e, o, e_c, o_c = (pl.col(c) for c in ("effect_allele", "other_allele", "effect_c", "other_c"))
-    alt, ref = pl.col("alt"), pl.col("ref")
+    alt, ref, alt_c = pl.col("alt"), pl.col("ref"), pl.col("alt_c")
     no_other = o.is_null()
     direct = (e == alt) & (no_other | (o == ref))
     swap = (e == ref) & (no_other | (o == alt))
     strand_direct = (e_c == alt) & (no_other | (o_c == ref))
     strand_swap = (e_c == ref) & (no_other | (o_c == alt))
     single = e.str.len_bytes() == 1
-    ambiguous = pl.when(no_other).then((alt.str.len_bytes() == 1) & (complement(alt) == ref)) \
+    ambiguous = pl.when(no_other).then((alt.str.len_bytes() == 1) & (alt_c == ref)) \
         .otherwise(single & (e_c == o))
     status = (
         pl.when(pl.col("n_there").is_null()).then(pl.lit("absent"))
@@ -164,7 +223,7 @@ def classify_matches(located: pl.DataFrame, keep_ambiguous: bool) -> pl.DataFram
         .when(strand_swap).then(False)
     classified = located.with_columns(
         status=status, effect_is_alt=effect_is_alt, ambiguous=ambiguous.fill_null(False)
-    ).drop("effect_c", "other_c")
+    ).drop("effect_c", "other_c", "alt_c")
     return mark_duplicates(classified)
 
 
@@ -175,10 +234,9 @@ def mark_duplicates(classified: pl.DataFrame) -> pl.DataFrame:
     return classified.with_columns(status=pl.when(repeated).then(pl.lit("duplicate")).otherwise("status"))
 
 
-def match_scoring_file(scoring: ScoringFile, by_site: pl.DataFrame, by_id: pl.DataFrame,
-                       keep_ambiguous: bool = False) -> pl.DataFrame:
+def match_scoring_file(scoring: ScoringFile, lookup: BimLookup, keep_ambiguous: bool = False) -> pl.DataFrame:
     """The match log of one score: one row per scoring-file row, columns MATCH_LOG_COLUMNS + ``bim_idx``."""
-    located = locate_variants(scoring, by_site, by_id)
+    located = locate_variants(scoring, lookup)
     classified = classify_matches(located, keep_ambiguous)
     used = pl.col("status").is_in(USED_STATUSES)
     return classified.with_columns(
@@ -186,6 +244,29 @@ def match_scoring_file(scoring: ScoringFile, by_site: pl.DataFrame, by_id: pl.Da
         bim_idx=pl.when(used).then(pl.col("bim_idx")),
         effect_is_alt=pl.when(used).then(pl.col("effect_is_alt")),
     ).select(MATCH_LOG_COLUMNS + ["bim_idx"])
+
+
+@dataclass
+class MatchedScore:
+    """One scoring file, parsed and matched: its match log and, when the log goes to a file, the
+    log's rows as one gzip member (``log_gz``; with the header line for the first file)."""
+
+    scoring: ScoringFile
+    match_log: pl.DataFrame
+    log_gz: bytes | None
+
+
+def match_score_path(path: str | Path, lookup: BimLookup, genome_build: str | None,
+                     keep_ambiguous: bool, log_header: bool | None) -> MatchedScore:
+    """Parse and match one scoring file; ``log_header`` None keeps the log only in memory, else it
+    is also compressed (with the header line when True)."""
+    scoring = read_scoring_file(path, genome_build)
+    match_log = match_scoring_file(scoring, lookup, keep_ambiguous)
+    log_gz = None
+    if log_header is not None:
+        text = match_log.drop("bim_idx").write_csv(separator="\t", null_value="NA", include_header=log_header)
+        log_gz = gzip_compress(text.encode())
+    return MatchedScore(scoring, match_log, log_gz)
 
 
 def summarize_matches(match_log: pl.DataFrame, scorings: Sequence[ScoringFile]) -> pl.DataFrame:
@@ -239,21 +320,32 @@ def check_some_score_used(summary: pl.DataFrame) -> None:
                      "--min-overlap: nothing left to score", first["file"])
 
 
-def build_weights(used: pl.DataFrame, score_ids: Sequence[str]) -> ScoreWeights:
-    """Turn the used match-log rows (columns score, bim_idx, effect_weight, effect_is_alt) into :class:`ScoreWeights`."""
-    variant_idx = np.unique(used["bim_idx"].to_numpy()).astype(np.int64)
-    row = np.searchsorted(variant_idx, used["bim_idx"].to_numpy())
-    column = used["score"].replace_strict({s: i for i, s in enumerate(score_ids)},
-                                          return_dtype=pl.Int64).to_numpy()
+def build_weights(used: Sequence[pl.DataFrame], score_ids: Sequence[str]) -> ScoreWeights:
+    """Turn each used score's matched rows (columns bim_idx, effect_weight, effect_is_alt; one
+    frame per score, in the order of ``score_ids``) into :class:`ScoreWeights`."""
+    column = np.repeat(np.arange(len(used)), [frame.height for frame in used])
+    used = pl.concat(used)
+    bim_idx = used["bim_idx"].to_numpy().astype(np.int64)
+    present = np.zeros(int(bim_idx.max()) + 1 if len(bim_idx) else 0, dtype=bool)
+    present[bim_idx] = True
+    variant_idx = np.flatnonzero(present)
+    row = (np.cumsum(present) - 1)[bim_idx]  # position of each row's variant in variant_idx
     weight = used["effect_weight"].to_numpy()
     is_alt = used["effect_is_alt"].to_numpy().astype(bool)
     shape = (len(variant_idx), len(score_ids))
+    # One COO -> CSR conversion whose data are the rows' positions (exact in float64) gives the
+    # order of every matrix's entries; the other two reuse its index arrays.
+    member = sp.csr_matrix((np.arange(1.0, len(row) + 1.0), (row, column)), shape=shape)
+    if member.nnz != len(row):  # mark_duplicates leaves one row per score and variant at most
+        raise AssertionError("a score uses one .bim variant twice")
+    order = member.data.astype(np.int64) - 1
+    member.data = np.ones(len(order))
 
     def matrix(values: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix((values, (row, column)), shape=shape)
+        return sp.csr_matrix((values[order], member.indices, member.indptr), shape=shape)
 
     return ScoreWeights(list(score_ids), variant_idx, matrix(np.where(is_alt, weight, -weight)),
-                        matrix(np.where(is_alt, 0.0, 2.0 * weight)), matrix(np.ones(len(row))))
+                        matrix(np.where(is_alt, 0.0, 2.0 * weight)), member)
 
 
 def founder_index(genotypes: Genotypes) -> np.ndarray:
@@ -389,48 +481,55 @@ def polygenic_scores(bfile: str | Path | Sequence[str | Path] | DosageSource, sc
                      keep_ambiguous: bool = DEFAULTS.keep_ambiguous,
                      mean_imputation: bool = DEFAULTS.mean_imputation, genome_build: str | None = None,
                      chunk_size: int = DEFAULTS.chunk_size,
-                     match_log_path: str | Path | None = None) -> PrsResult:
+                     match_log_path: str | Path | None = None, threads: int = DEFAULTS.threads) -> PrsResult:
     """Parse and match one scoring file at a time, then score all at once.
 
     A score whose overlap is below ``min_overlap`` is skipped (listed in the summary with its
     reason) or, with ``on_low_overlap="fail"``, raises :class:`InputError` before any scoring; so
     does a run where every score is skipped. With ``match_log_path`` the match log is streamed
-    there (gzip TSV) instead of being kept in memory (``PrsResult.match_log`` is then None):
-    real score sets have ~10^8 rows.
+    there (gzip TSV, one gzip member per score) instead of being kept in memory
+    (``PrsResult.match_log`` is then None): real score sets have ~10^8 rows. ``threads`` files are
+    parsed and matched at a time.
     """
     if on_low_overlap not in LOW_OVERLAP_ACTIONS:
         raise ValueError(f"on_low_overlap must be one of {LOW_OVERLAP_ACTIONS}")
     genotypes = bfile if isinstance(bfile, DosageSource) else Genotypes.open(bfile)
-    by_site, by_id = bim_lookup_tables(genotypes.bim)
+    lookup = BimLookup(genotypes.bim)
     seen: dict[str, Path] = {}
     first_build: ScoringFile | None = None  # the first file that reports a build
     used, summaries, logs = [], [], []
-    handle = gzip.open(match_log_path, "wb", compresslevel=1) if match_log_path else None
+
+    def prepare(item: tuple[int, str | Path]) -> MatchedScore:
+        number, path = item
+        return match_score_path(path, lookup, genome_build, keep_ambiguous,
+                                log_header=number == 0 if match_log_path else None)
+
+    handle = open(match_log_path, "wb") if match_log_path else None
     try:
-        for number, path in enumerate(score_paths):
-            scoring = read_scoring_file(path, genome_build)
+        # Files are parsed and matched ahead by worker threads (polars and ISA-L release the GIL);
+        # results are taken in file order, so checks and errors come as in a sequential run.
+        for matched in ordered_map(prepare, enumerate(score_paths), threads):
+            scoring, match_log = matched.scoring, matched.match_log
             check_unique_score_id(scoring, seen)
             first_build = check_same_build(scoring, first_build)
-            match_log = match_scoring_file(scoring, by_site, by_id, keep_ambiguous)
             summary = summarize_matches(match_log, [scoring])
             log_summary(summary.row(0, named=True))
             summary = with_overlap_status(summary, min_overlap, on_low_overlap)
             summaries.append(summary)
             if summary["status"][0] == "used":
                 used.append(match_log.filter(pl.col("bim_idx").is_not_null())
-                            .select("score", "bim_idx", "effect_weight", "effect_is_alt"))
+                            .select("bim_idx", "effect_weight", "effect_is_alt"))
             if handle is None:
                 logs.append(match_log)
             else:
-                match_log.drop("bim_idx").write_csv(handle, separator="\t", null_value="NA",
-                                                    include_header=number == 0)
+                handle.write(matched.log_gz)
     finally:
         if handle is not None:
             handle.close()
     summary = pl.concat(summaries)
     check_some_score_used(summary)
     score_ids = summary.filter(pl.col("status") == "used")["score"].to_list()
-    weights = build_weights(pl.concat(used), score_ids)
+    weights = build_weights(used, score_ids)
     score = compute_dosage_scores if isinstance(genotypes, DosageSource) else compute_scores
     sums, denom = score(genotypes, weights, mean_imputation, chunk_size)
     return PrsResult(genotypes.fam["IID"].to_numpy(), score_ids, sums, denom,
