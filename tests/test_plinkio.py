@@ -142,3 +142,129 @@ def test_chrom_pattern_matches_chromosome_names_only(tmp_path):
     assert [Path(p).name for p in found] == [f"ukb_cal_chr{c}_v2" for c in [*range(1, 23), "X", "MT"]]
     with pytest.raises(InputError, match="no .bed file matches"):
         expand_prefix_pattern(str(tmp_path / "ukb_cal_chr{chrom}"))
+
+
+# ---- write_bfile_variants: .bed rows copied run by run ---------------------------------------------
+
+def _expected_bed(prefixes: list[Path], n_samples: int, variant_idx: np.ndarray) -> bytes:
+    """Brute force: the magic bytes, then row ``i`` of the concatenated input .bed files for each
+    ``i`` of ``variant_idx``, sliced straight out of the files' bytes."""
+    n_bytes = (n_samples + 3) // 4
+    rows = b"".join(p.with_name(p.name + ".bed").read_bytes()[3:] for p in prefixes)
+    return bytes([0x6C, 0x1B, 0x01]) + b"".join(rows[i * n_bytes:(i + 1) * n_bytes] for i in variant_idx)
+
+
+# gaps, the first and the last variant, one-variant runs, and a long run
+SELECTION = np.array([0, 1, 2, 5, 9, 10, 11, 12, 13, 14, 15, 16, 30, 47, 48, 49])
+
+
+def _force_copy_runs(monkeypatch) -> None:
+    """Copy run by run even for this tiny fileset's short runs."""
+    monkeypatch.setattr("contig.genotypes.plinkio.MIN_COPY_RUN_BYTES", 1)
+
+
+@pytest.mark.parametrize("mode", ["copy_file_range", "no_copy_file_range", "raises_at_once",
+                                  "raises_midway", "gather"])
+def test_write_bfile_variants_copies_the_selected_rows(tmp_path, monkeypatch, mode):
+    """Every path gives the brute-force bytes: the kernel copy, the read-and-write fallback (no
+    os.copy_file_range; one that fails at once; one that fails after two runs) and the in-memory
+    gather of short runs."""
+    import os
+
+    from contig.genotypes import plinkio
+
+    make_cohort(tmp_path / "in", n=37, m=50)  # 10 bytes a row, not a multiple of 8
+    geno = Genotypes.open(tmp_path / "in")
+    _force_copy_runs(monkeypatch)
+    real = getattr(os, "copy_file_range", None)
+    calls = []
+
+    def failing(*args):
+        calls.append(args)
+        if mode == "raises_at_once" or len(calls) > 2:
+            raise OSError(38, "Function not implemented")
+        return real(*args)
+
+    if mode == "no_copy_file_range":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    elif mode in ("raises_at_once", "raises_midway"):
+        monkeypatch.setattr(os, "copy_file_range", failing)
+    elif mode == "gather":
+        monkeypatch.setattr(plinkio, "MIN_COPY_RUN_BYTES", 10**9)
+    plinkio.write_bfile_variants(tmp_path / "out", geno, SELECTION, chunk_size=4)
+    assert (tmp_path / "out.bed").read_bytes() == _expected_bed([tmp_path / "in"], 37, SELECTION)
+    out = Genotypes.open(tmp_path / "out")
+    assert out.bim["ID"].to_list() == [f"rs{i}" for i in SELECTION]
+    assert out.fam.equals(geno.fam)
+    if mode == "raises_midway":
+        assert len(calls) == 3  # two runs by the kernel, then the fallback for the rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bed", "in.bim", "in.fam", "out.bed",
+                                                         "out.bim", "out.fam"]
+
+
+def test_write_bfile_variants_across_per_chromosome_files(tmp_path, monkeypatch):
+    from contig.genotypes.plinkio import write_bfile_variants
+
+    g = make_cohort(tmp_path / "all", n=41, m=50, n_chrom=2)
+    geno = Genotypes.open(tmp_path / "all")
+    chrom = geno.bim["CHROM"].to_numpy()
+    for c in ("1", "2"):
+        rows = np.flatnonzero(chrom == c)
+        write_bfile(tmp_path / f"chr{c}", geno.fam, geno.bim[rows], [g[rows]])
+    parts = Genotypes.open(str(tmp_path / "chr{chrom}"))
+    _force_copy_runs(monkeypatch)
+    write_bfile_variants(tmp_path / "out", parts, SELECTION)
+    assert (tmp_path / "out.bed").read_bytes() == _expected_bed(
+        [tmp_path / "chr1", tmp_path / "chr2"], 41, SELECTION)
+    assert np.array_equal(Genotypes.open(tmp_path / "out").read(np.arange(len(SELECTION))), g[SELECTION])
+
+
+def test_write_bfile_variants_is_atomic(tmp_path, monkeypatch):
+    """A failure while copying (here: the .bed shrank after it was opened) leaves neither the
+    outputs nor temporary files, and an earlier output stays as it was."""
+    from contig.genotypes.plinkio import write_bfile_variants
+
+    make_cohort(tmp_path / "in", n=37, m=50)
+    geno = Genotypes.open(tmp_path / "in")
+    _force_copy_runs(monkeypatch)
+    write_bfile_variants(tmp_path / "out", geno, np.arange(10))
+    before = (tmp_path / "out.bed").read_bytes()
+    bed = tmp_path / "in.bed"
+    bed.write_bytes(bed.read_bytes()[:-25])
+    with pytest.raises(ValueError, match="ended"):
+        write_bfile_variants(tmp_path / "out", geno, SELECTION)
+    assert (tmp_path / "out.bed").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bed", "in.bim", "in.fam", "out.bed",
+                                                         "out.bim", "out.fam"]
+
+
+@pytest.mark.plink2
+def test_write_bfile_variants_equals_plink2_extract(tmp_path, monkeypatch):
+    from contig.genotypes.plinkio import write_bfile_variants
+
+    make_cohort(tmp_path / "in", n=41, m=50)
+    (tmp_path / "ids.txt").write_text("".join(f"rs{i}\n" for i in SELECTION))
+    run_plink2("--bfile", str(tmp_path / "in"), "--extract", str(tmp_path / "ids.txt"), "--make-bed",
+               "--out", str(tmp_path / "plink"))
+    _force_copy_runs(monkeypatch)
+    write_bfile_variants(tmp_path / "ours", Genotypes.open(tmp_path / "in"), SELECTION)
+    for ext in (".bed", ".bim", ".fam"):
+        assert (tmp_path / f"ours{ext}").read_bytes() == (tmp_path / f"plink{ext}").read_bytes(), ext
+
+
+def test_variant_runs():
+    from contig.genotypes.plinkio import variant_runs
+
+    starts, ends = variant_runs(SELECTION)
+    assert starts.tolist() == [0, 5, 9, 30, 47] and ends.tolist() == [3, 6, 17, 31, 50]
+    assert [len(x) for x in variant_runs(np.zeros(0, dtype=np.int64))] == [0, 0]
+
+
+def test_is_autosome_same_for_series_and_arrays():
+    import polars as pl
+
+    from contig.genotypes.plinkio import is_autosome
+
+    chrom = pl.Series(["1", "chr22", "22", "X", "23", "chrX", "MT", "0", "chr1"])
+    assert is_autosome(chrom).tolist() == [True, True, True, False, False, False, False, False, True]
+    assert is_autosome(chrom).tolist() == is_autosome(chrom.to_numpy()).tolist()

@@ -194,3 +194,95 @@ def test_bare_flags_take_plink2_values(tmp_path):
     thresholds = dict(zip(table["step"], table["threshold"]))
     assert (thresholds["mind"], thresholds["geno"], thresholds["maf"]) == (0.1, 0.1, 0.01)
     assert thresholds["hwe"] is None
+
+
+# ---- the --mind pass: one read for the missing calls and (compiled kernel) the variant counts -------
+
+def _founders_cohort(prefix, non_founders: bool) -> np.ndarray:
+    """A cohort --mind 0.5 removes nobody from, with two duplicate variant IDs (rm-dup drops them
+    before --mind) and, when asked, two non-founders."""
+    g = make_cohort(prefix, n=250, m=1500, seed=4, missing=0.02)
+    geno = Genotypes.open(prefix)
+    ids = geno.bim["ID"].to_list()
+    ids[7] = ids[3]
+    ids[900] = ids[899]
+    g[100:130] = np.random.default_rng(4).choice(np.array([0, 2], dtype=np.int8), size=(30, 250))
+    fam = geno.fam
+    if non_founders:
+        fam = fam.with_columns(pl.when(pl.int_range(pl.len()) < 2).then(pl.lit("F7"))
+                               .otherwise(pl.col("PAT")).alias("PAT"))
+    write_bfile(prefix, fam, geno.bim.with_columns(pl.Series("ID", ids)), [g])
+    return g
+
+
+@pytest.mark.plink2
+@pytest.mark.parametrize("kernel", [False, True], ids=["numpy", "kernel"])
+@pytest.mark.parametrize("case", ["nobody-removed", "nobody-removed-non-founders", "some-removed"])
+def test_mind_pass_counts_reused_only_when_nobody_removed(tmp_path, monkeypatch, kernel, case):
+    """The kernel's --mind pass also counts the genotypes; they stand for --geno/--hwe/--maf when
+    --mind removed nobody (founders are counted apart when not everyone is one). Kept sets and
+    .bed bytes equal plink2's on the same input without the duplicate IDs in every case."""
+    from contig.genotypes import qc
+
+    monkeypatch.setattr("contig.genotypes.qc_counts.KERNEL_MIN_GENOTYPES", 0 if kernel else 10**18)
+    counted = []
+    real_counts = qc.genotype_counts
+    monkeypatch.setattr(qc, "genotype_counts",
+                        lambda genotypes, samples: counted.append(samples) or real_counts(genotypes, samples))
+    if case == "some-removed":
+        make_qc_cohort(tmp_path / "in")
+        flags = ["--mind", "0.05", "--geno", "0.05", "--maf", "0.01", "--hwe", "1e-6"]
+    else:
+        _founders_cohort(tmp_path / "in", non_founders=case.endswith("non-founders"))
+        flags = ["--mind", "0.5", "--geno", "0.05", "--maf", "0.01", "--hwe", "1e-6"]
+    # plink2 keeps duplicate IDs: its input is ours after rm-dup
+    geno = Genotypes.open(tmp_path / "in")
+    unique = np.flatnonzero(geno.bim["ID"].is_first_distinct().to_numpy())
+    write_bfile(tmp_path / "unique", geno.fam, geno.bim[unique], [geno.read(unique)])
+    want_samples, want_variants = plink2_kept(tmp_path, tmp_path / "unique", flags)
+    assert main(["qc", "--bfile", str(tmp_path / "in"), "--out", str(tmp_path / "ours"), *flags]) == 0
+    ours = Genotypes.open(tmp_path / "ours")
+    assert ours.fam["IID"].to_list() == want_samples
+    assert ours.bim["ID"].to_list() == want_variants
+    assert (tmp_path / "ours.bed").read_bytes() == (tmp_path / "plink.bed").read_bytes()
+    removed = len(want_samples) < geno.n_samples
+    assert removed == (case == "some-removed")
+    # (make_qc_cohort's two non-founders are among the people --mind removes)
+    founders_apart = case == "nobody-removed-non-founders"
+    assert len(counted) == (0 if kernel and not removed else 1) + founders_apart
+
+
+def test_numpy_missing_counts_equal_brute_force(tmp_path):
+    """The vertical counters: 203 samples (a partial last byte), 600 of 700 variants (blocks of
+    255 rows, a partial last one, chunks of 255), one sample missing everywhere (counts > 255)."""
+    from contig.genotypes.qc_counts import packed_missing_counts
+
+    g = make_cohort(tmp_path / "c", n=203, m=700, seed=21, missing=0.04)
+    g[:, 5] = -9
+    g[:, 202] = -9
+    g[10] = -9
+    geno = Genotypes.open(tmp_path / "c")
+    write_bfile(tmp_path / "c", geno.fam, geno.bim, [g])
+    geno = Genotypes.open(tmp_path / "c")
+    rng = np.random.default_rng(0)
+    samples = np.sort(rng.choice(203, 150, replace=False))
+    variants = np.sort(rng.choice(700, 600, replace=False))
+    got = packed_missing_counts(geno, samples, variants, chunk_size=300)
+    assert np.array_equal(got, (g[np.ix_(variants, samples)] < 0).sum(axis=0))
+    assert np.array_equal(packed_missing_counts(geno, None), (g < 0).sum(axis=0))
+    assert packed_missing_counts(geno, None)[5] == 700
+
+
+def test_qc_imports_no_numba(tmp_path):
+    """Plain QC below the kernel threshold never imports Numba (~0.25 s), not even through the
+    sample-filter modules (KING, LD) the command's options come from."""
+    import subprocess
+    import sys
+
+    make_cohort(tmp_path / "in", n=40, m=60)
+    script = ("import sys; from contig.cli import main; "
+              f"main(['qc', '--bfile', {str(tmp_path / 'in')!r}, '--out', {str(tmp_path / 'o')!r}, "
+              "'--mind', '0.1', '--geno', '0.1', '--maf', '0.01', '--hwe', '1e-6']); "
+              "print('numba' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

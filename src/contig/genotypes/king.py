@@ -26,7 +26,6 @@ import numpy as np
 import polars as pl
 
 from contig.core.atomic import atomic_path
-from contig.genotypes.king_kernels import N_COUNTS, accumulate_pair_counts, kinship_matrix, sample_planes
 from contig.genotypes.plinkio import Genotypes
 
 log = logging.getLogger(__name__)
@@ -77,6 +76,10 @@ def block_counts(genotypes: Genotypes, variant_idx: np.ndarray, sample_idx: np.n
     """Counts of the people ``rows`` (positions in ``sample_idx``) against the people before
     each of them: int32 ``(5, len(rows), rows.stop)``, nsnp, hethet, ibs0, het_first (row person
     heterozygous, both called) and het_second; entries (r, j) with j >= rows.start + r stay 0."""
+    # Imported here, not at module level: importing Numba costs ~0.25 s, which `contig qc` (it
+    # imports this module through sample_filters) must not pay unless a kinship runs.
+    from contig.genotypes.king_kernels import N_COUNTS, accumulate_pair_counts, sample_planes
+
     n_rows, n_cols = rows.stop - rows.start, rows.stop
     totals = np.zeros((N_COUNTS, n_rows, n_cols), dtype=np.int32)
     cols = sample_idx[:n_cols]
@@ -104,6 +107,8 @@ def king_pairs(genotypes: Genotypes, variant_idx: np.ndarray, sample_idx: np.nda
     Keeps the pairs with kinship >= ``min_kinship`` (all when None, plink2's
     ``--king-table-filter``) and a histogram of all pairs' kinship from ``histogram_floor`` up.
     """
+    from contig.genotypes.king_kernels import kinship_matrix
+
     samples = np.arange(genotypes.n_samples) if sample_idx is None else np.asarray(sample_idx)
     variant_idx = np.asarray(variant_idx)
     edges = histogram_edges(histogram_floor)

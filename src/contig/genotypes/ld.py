@@ -63,7 +63,10 @@ class PruneWindow:
 
 
 def _subcontigs(chrom: np.ndarray, pos: np.ndarray, window: PruneWindow) -> list[tuple[int, int]]:
-    """Runs ``[start, stop)`` of variants pruned together: chromosomes, split at gaps wider than a kb window."""
+    """Runs ``[start, stop)`` of variants pruned together: chromosomes, split at gaps wider than a kb window.
+
+    ``chrom`` ``(n,)``: the chromosome of each variant, as names or any codes that change where the
+    name changes; ``pos`` ``(n,)``: base-pair positions."""
     breaks = np.flatnonzero(chrom[1:] != chrom[:-1]) + 1
     if window.in_bp:
         gaps = np.flatnonzero(pos[1:] - window.size > pos[:-1]) + 1
@@ -96,13 +99,13 @@ def read_bit_planes(genotypes: Genotypes, variant_idx: np.ndarray,
 
     if sample_idx is not None:
         return bit_planes(genotypes.read(variant_idx, sample_idx))
-    n_bytes = bed_bytes_per_variant(genotypes.n_samples)
-    padded = np.zeros((len(variant_idx), -(-n_bytes // 8) * 8), dtype=np.uint8)
-    row = 0
-    for _, rows in genotypes.iter_packed_chunks(len(variant_idx) or 1, variant_idx):
-        padded[row : row + len(rows), :n_bytes] = rows
-        row += len(rows)
-    return packed_bit_planes(padded.view("<u8"), genotypes.n_samples)
+    chunks = [rows for _, rows in genotypes.iter_packed_chunks(len(variant_idx) or 1, variant_idx)]
+    if len(chunks) == 1:
+        rows = np.ascontiguousarray(chunks[0])
+    else:  # variants of several files (or none)
+        rows = np.concatenate(chunks or [np.zeros((0, bed_bytes_per_variant(genotypes.n_samples)),
+                                                  dtype=np.uint8)])
+    return packed_bit_planes(rows, genotypes.n_samples)
 
 
 def _monomorphic(counts: np.ndarray) -> np.ndarray:
@@ -195,14 +198,18 @@ def indep_pairwise(genotypes: Genotypes, window: PruneWindow, variant_idx: np.nd
     # import this module without pruning (qc, snps) should not pay.
     from contig.genotypes.ld_kernels import greedy_prune
 
-    variant_idx = np.arange(genotypes.n_variants) if variant_idx is None else np.asarray(variant_idx)
+    bim = genotypes.bim
+    if variant_idx is None:
+        variant_idx = np.arange(genotypes.n_variants)
+    else:
+        variant_idx = np.asarray(variant_idx)
+        bim = bim[variant_idx]
     samples = np.arange(genotypes.n_samples) if sample_idx is None else np.asarray(sample_idx)
     founders = samples[founder_mask(genotypes.fam)[samples]]
     if len(founders) < 2:
         raise InputError("LD pruning needs at least 2 founders (PAT and MAT '0' in the .fam)")
     subset = None if len(founders) == genotypes.n_samples else founders
-    bim = genotypes.bim[variant_idx]
-    chrom = bim["CHROM"].to_numpy().astype(str)
+    chrom = bim["CHROM"].rle_id().to_numpy()  # changes where the chromosome name changes
     pos = bim["POS"].to_numpy()
     removed = np.zeros(len(variant_idx), dtype=bool)
     monomorphic = np.zeros(len(variant_idx), dtype=bool)
@@ -239,5 +246,6 @@ def write_prune_lists(out: str | Path, ids: Sequence[str], keep: np.ndarray) -> 
     keep = np.asarray(keep, dtype=bool)
     with atomic_paths(list(paths)) as (kept_tmp, pruned_tmp):
         for tmp, mask in ((kept_tmp, keep), (pruned_tmp, ~keep)):
-            tmp.write_text("".join(f"{ids[i]}\n" for i in np.flatnonzero(mask)))
+            chosen = [ids[i] for i in np.flatnonzero(mask).tolist()]
+            tmp.write_text("\n".join(chosen) + "\n" if chosen else "")
     return paths

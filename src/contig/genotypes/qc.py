@@ -31,8 +31,8 @@ import numpy as np
 import polars as pl
 
 from contig.core.errors import InputError
-from contig.genotypes.plinkio import Genotypes, founder_mask, is_autosome, write_bfile
-from contig.genotypes.qc_counts import genotype_counts, packed_qc_counts, use_qc_kernel
+from contig.genotypes.plinkio import Genotypes, founder_mask, is_autosome, write_bfile, write_bfile_variants
+from contig.genotypes.qc_counts import genotype_counts, packed_missing_counts, packed_qc_counts, use_qc_kernel
 from contig.core.tables import write_tsv
 
 log = logging.getLogger(__name__)
@@ -213,15 +213,19 @@ def hwe_failing(het: np.ndarray, hom1: np.ndarray, hom2: np.ndarray, threshold: 
 def sample_missing_counts(genotypes: Genotypes, sample_idx: np.ndarray,
                           variant_idx: np.ndarray | None = None, chunk_size: int = 4096) -> np.ndarray:
     """Missing calls per sample over the selected variants: int64 ``(len(sample_idx),)``."""
+    return missing_and_genotype_counts(genotypes, sample_idx, variant_idx, chunk_size)[0]
+
+
+def missing_and_genotype_counts(genotypes: Genotypes, sample_idx: np.ndarray,
+                                variant_idx: np.ndarray | None = None,
+                                chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray | None]:
+    """Missing calls per sample over the selected variants, int64 ``(len(sample_idx),)``; and,
+    where the same pass counted them (the compiled kernel), the genotype counts of the selected
+    variants over ``sample_idx``, uint32 ``(n_selected_variants, 4)``, else None."""
     if use_qc_kernel(genotypes):
-        return packed_qc_counts(genotypes, sample_idx, variant_idx, track_missing=True)[1]
-    missing = np.zeros(len(sample_idx), dtype=np.int64)
-    all_samples = len(sample_idx) == genotypes.n_samples
-    for _, chunk in genotypes.iter_chunks(chunk_size, sample_idx=None if all_samples else sample_idx,
-                                          variant_idx=variant_idx):
-        # uint16 accumulation is exact for chunk_size < 65536 and much faster than int64.
-        missing += np.add.reduce((chunk < 0).view(np.uint8), axis=0, dtype=np.uint16)
-    return missing
+        counts, missing = packed_qc_counts(genotypes, sample_idx, variant_idx, track_missing=True)
+        return missing, counts
+    return packed_missing_counts(genotypes, sample_idx, variant_idx, chunk_size), None
 
 
 def minor_allele_frequency(counts: np.ndarray) -> np.ndarray:
@@ -418,11 +422,24 @@ def keep_failures(fam: pl.DataFrame, keep: pl.DataFrame) -> tuple[np.ndarray, in
 
 
 def mind_failures(genotypes: Genotypes, sample_idx: np.ndarray, variant_keep: np.ndarray, mind: float,
-                  chunk_size: int) -> np.ndarray:
-    """``(len(sample_idx),)`` bool: samples missing more than ``mind`` of the remaining variants."""
-    variants_now = np.flatnonzero(variant_keep)
-    missing = sample_missing_counts(genotypes, sample_idx, variants_now, chunk_size)
-    return missing > max_missing_count(mind, len(variants_now))
+                  chunk_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(len(sample_idx),)`` bool: samples missing more than ``mind`` of the remaining variants;
+    and the genotype counts over ``sample_idx``, uint32 ``(n_variants, 4)`` (zero rows for the
+    variants ``variant_keep`` excludes), where the same pass counted them, else None."""
+    everything = bool(variant_keep.all())
+    variants_now = None if everything else np.flatnonzero(variant_keep)
+    missing, counts = missing_and_genotype_counts(genotypes, sample_idx, variants_now, chunk_size)
+    fails = missing > max_missing_count(mind, int(variant_keep.sum()))
+    if counts is not None and not everything:
+        counts = _scatter_rows(counts, variants_now, len(variant_keep))
+    return fails, counts
+
+
+def _scatter_rows(rows: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """``(n, ...)`` zeros with ``rows`` ``(len(idx), ...)`` placed at the indices ``idx``."""
+    full = np.zeros((n, *rows.shape[1:]), dtype=rows.dtype)
+    full[idx] = rows
+    return full
 
 
 def geno_failures(counts: np.ndarray, geno: float, n_samples: int) -> np.ndarray:
@@ -458,30 +475,39 @@ def maf_failures(founder_counts: np.ndarray, maf: float) -> np.ndarray:
     return frequency < maf * (1.0 - SMALL_EPSILON)
 
 
-def qc_genotype_counts(genotypes: Genotypes, sample_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Genotype counts ``(n_variants, 4)`` over ``sample_idx`` and over its founders."""
-    subset = None if len(sample_idx) == genotypes.n_samples else sample_idx
-    counts = genotype_counts(genotypes, subset)
+def qc_genotype_counts(genotypes: Genotypes, sample_idx: np.ndarray,
+                       counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Genotype counts ``(n_variants, 4)`` over ``sample_idx`` and over its founders.
+
+    ``counts``: the first of them when already known (counted with the --mind pass).
+    """
+    if counts is None:
+        subset = None if len(sample_idx) == genotypes.n_samples else sample_idx
+        counts = genotype_counts(genotypes, subset)
     founders = founder_mask(genotypes.fam)[sample_idx]
     if founders.all():
         return counts, counts
     return counts, genotype_counts(genotypes, sample_idx[founders])
 
 
-def apply_variant_filters(state: _QCState, thresholds: QCThresholds) -> np.ndarray | None:
-    """--geno, --hwe, --maf on the remaining samples, in that order; returns the HWE p-values."""
+def apply_variant_filters(state: _QCState, thresholds: QCThresholds,
+                          counts: np.ndarray | None = None) -> np.ndarray | None:
+    """--geno, --hwe, --maf on the remaining samples, in that order; returns the HWE p-values.
+
+    ``counts``: genotype counts ``(n_variants, 4)`` over the remaining samples when known already.
+    """
     need_counts = any(t is not None for t in (thresholds.geno, thresholds.hwe, thresholds.maf))
     if not (need_counts and len(state.sample_idx)):
         for step in ("geno", "hwe", "maf"):
             state.remove_variants(step, getattr(thresholds, step), None)
         return None
-    counts, founder_counts = qc_genotype_counts(state.genotypes, state.sample_idx)
+    counts, founder_counts = qc_genotype_counts(state.genotypes, state.sample_idx, counts)
     geno, hwe, maf = thresholds.geno, thresholds.hwe, thresholds.maf
     state.remove_variants("geno", geno,
                           None if geno is None else geno_failures(counts, geno, len(state.sample_idx)))
     hwe_fails = hwe_p = None
     if hwe is not None:
-        autosomal = is_autosome(state.genotypes.bim["CHROM"].to_numpy())
+        autosomal = is_autosome(state.genotypes.bim["CHROM"])
         hwe_fails, hwe_p = hwe_failures(founder_counts, np.flatnonzero(state.variant_keep & autosomal), hwe)
     state.remove_variants("hwe", hwe, hwe_fails)
     state.remove_variants("maf", maf, None if maf is None else maf_failures(founder_counts, maf))
@@ -505,9 +531,14 @@ def run_qc(genotypes: Genotypes, thresholds: QCThresholds, keep: pl.DataFrame | 
     if not len(state.sample_idx):
         raise InputError("no samples left after --keep", None)
     mind = thresholds.mind
-    state.remove_samples("mind", mind, None if mind is None else mind_failures(
-        genotypes, state.sample_idx, state.variant_keep, mind, chunk_size))
-    hwe_p = apply_variant_filters(state, thresholds)
+    mind_fails = counts = None
+    if mind is not None:
+        mind_fails, counts = mind_failures(genotypes, state.sample_idx, state.variant_keep, mind,
+                                           chunk_size)
+        if mind_fails.any():  # counted over people --mind removes
+            counts = None
+    state.remove_samples("mind", mind, mind_fails)
+    hwe_p = apply_variant_filters(state, thresholds, counts)
     return QCResult(sample_idx=state.sample_idx, variant_idx=np.flatnonzero(state.variant_keep),
                     steps=pl.DataFrame(state.rows, schema=STEP_SCHEMA),
                     removed_samples=state.removed_samples, removed_variants=state.removed_variants,
@@ -518,20 +549,27 @@ def write_qc_outputs(genotypes: Genotypes, result: QCResult, out: str | Path,
                      chunk_size: int = 8192) -> None:
     """Write ``out.bed/.bim/.fam`` (kept samples and variants) and ``out.qc.tsv`` (the step table)."""
     out = Path(out)
-    fam = genotypes.fam[result.sample_idx]
-    bim = genotypes.bim[result.variant_idx]
-    if len(result.sample_idx) == genotypes.n_samples:
-        chunks = (rows for _, rows in genotypes.iter_packed_chunks(chunk_size, result.variant_idx))
-        write_bfile(out, fam, bim, chunks, packed=True)
-    elif use_qc_kernel(genotypes):
+    write_kept_fileset(genotypes, result.sample_idx, result.variant_idx, out, chunk_size)
+    write_tsv(result.steps, out.with_name(out.name + ".qc.tsv"))
+
+
+def write_kept_fileset(genotypes: Genotypes, sample_idx: np.ndarray, variant_idx: np.ndarray,
+                       out: Path, chunk_size: int) -> None:
+    """Write ``out.bed/.bim/.fam`` with the samples ``sample_idx`` and variants ``variant_idx``
+    (sorted indices): .bed rows copied as they are when every sample stays, else re-packed."""
+    if len(sample_idx) == genotypes.n_samples:
+        write_bfile_variants(out, genotypes, variant_idx, chunk_size)
+        return
+    fam = genotypes.fam[sample_idx]
+    bim = genotypes.bim[variant_idx]
+    if use_qc_kernel(genotypes):
         from contig.genotypes.qc_kernels import subset_packed_rows
 
-        samples = result.sample_idx.astype(np.int64)
+        samples = sample_idx.astype(np.int64)
         chunks = (subset_packed_rows(np.ascontiguousarray(rows), samples)
-                  for _, rows in genotypes.iter_packed_chunks(chunk_size, result.variant_idx))
+                  for _, rows in genotypes.iter_packed_chunks(chunk_size, variant_idx))
         write_bfile(out, fam, bim, chunks, packed=True)
     else:
-        chunks = (c for _, c in genotypes.iter_chunks(chunk_size, sample_idx=result.sample_idx,
-                                                      variant_idx=result.variant_idx))
+        chunks = (c for _, c in genotypes.iter_chunks(chunk_size, sample_idx=sample_idx,
+                                                      variant_idx=variant_idx))
         write_bfile(out, fam, bim, chunks)
-    write_tsv(result.steps, out.with_name(out.name + ".qc.tsv"))
