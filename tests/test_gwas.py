@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import mpmath
@@ -21,11 +22,11 @@ from contig.cli import main
 from contig.core.errors import InputError
 from contig.gwas import association as gwas
 from contig.gwas.association import run_gwas
-from contig.gwas.backends import auto_chunk_size
-from contig.gwas.stats import CHI2_1DF_MEDIAN, lambda_gc, t_test_log10p
+from contig.gwas.backends import NumpyBackend, auto_chunk_size
+from contig.gwas.stats import CHI2_1DF_MEDIAN, lambda_gc, median_in_place, t_test_log10p, t_test_table
 from contig.gwas.summary import summarize_scan
-from contig.gwas.sumstats import SUMSTATS_COLUMNS, write_gwas_outputs
-from contig.genotypes.plinkio import read_fam, write_bfile
+from contig.gwas.sumstats import SUMSTATS_COLUMNS, largest_finite, write_gwas_outputs
+from contig.genotypes.plinkio import Genotypes, read_fam, read_genotypes, write_bfile
 from helpers.gwas import mean_imputed, principal_components, simulate_cohort, write_table
 from helpers.plink import plink_tolerance, with_fid
 
@@ -120,6 +121,8 @@ def test_float32_close_to_float64(cohort):
     fast = run_gwas(c.prefix, pheno, covar, dtype="float32")
     np.testing.assert_allclose(fast.beta, exact.beta, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fast.log10p, exact.log10p, rtol=1e-3, atol=1e-4)
+    # Float32 blocks are centred: 1.6e-6 SE here (summed uncentred, 7e-6).
+    assert np.nanmax(np.abs(fast.beta - exact.beta) / exact.se) < 4e-6
 
 
 @pytest.mark.parametrize("df", [3, 50, 4990])
@@ -136,11 +139,104 @@ def test_log10p_exact_where_p_underflows(df):
         assert ours[6] > 4000  # p ~ 1e-4264: far below the smallest double
 
 
+def mpmath_t_log10p(t: float, df: float) -> float:
+    """−log10 of the two-sided p of Student's t, at 100 digits (x = df/(df + t²) keeps the digits
+    of a tiny t² at large df)."""
+    with mpmath.workdps(100):
+        x = mpmath.mpf(df) / (df + mpmath.mpf(abs(t)) ** 2)
+        return float(-mpmath.log10(mpmath.betainc(mpmath.mpf(df) / 2, 0.5, 0, x, regularized=True)))
+
+
+@pytest.mark.parametrize("df", [1, 3, 50, 4990, 1e6])
+def test_t_test_table_and_exact_p_agree_with_mpmath_to_rounding(df):
+    """The scan's p-values (piecewise polynomial of TTestTable) and the exact function both to
+    ~1e-15 relative at every |t| above the underflow of p: tiny t (where 1 − p is all there
+    is), the bulk, the table's edge, beyond it (exact path), ±inf and NaN."""
+    rng = np.random.default_rng(int(df))
+    t = np.concatenate([rng.uniform(-32, 32, 60), rng.standard_normal(60) * 2, 10.0 ** rng.uniform(-9, 0, 15),
+                        [0.0, 31.99999, -32.0, 33.5, -34.0]])
+    expected = np.array([mpmath_t_log10p(v, df) for v in t])
+    table = t_test_table(df)
+    for got in (table.log10p(t), t_test_log10p(t, df)):
+        np.testing.assert_allclose(got, expected, rtol=4e-15, atol=0)
+    edge = table.log10p(np.array([np.inf, -np.inf, np.nan]))
+    assert edge[0] == edge[1] == np.inf and np.isnan(edge[2])
+    assert table.log10p(t.reshape(5, -1)).shape == (5, len(t) // 5)
+
+
+def test_median_in_place_is_numpys_median():
+    """λGC's median: the very number np.median gives (odd and even sizes, ties, float32)."""
+    rng = np.random.default_rng(2)
+    for size in (1, 2, 3, 10, 11, 1000, 1001):
+        for values in (rng.exponential(0.43, size), rng.integers(0, 3, size).astype(float),
+                       rng.exponential(0.43, size).astype(np.float32)):
+            expected = np.median(values)
+            got = median_in_place(values.copy())
+            assert got == expected and got.dtype == expected.dtype
+
+
+def test_largest_finite_matches_argmax():
+    """The combined table's running maximum over columns equals the row-wise argmax it replaced
+    (first of ties, +inf and NaN skipped, NaN and column 0 where nothing is finite)."""
+    rng = np.random.default_rng(3)
+    values = np.asfortranarray(rng.integers(0, 4, (400, 6)).astype(float))  # many ties
+    values[rng.random(values.shape) < 0.2] = np.nan
+    values[rng.random(values.shape) < 0.05] = np.inf
+    values[rng.random(values.shape) < 0.05] = -np.inf
+    values[:5] = np.nan
+    values[5] = np.inf
+    finite = np.isfinite(values).any(axis=1)
+    best = np.where(finite, np.argmax(np.where(np.isfinite(values), values, -np.inf), axis=1), 0)
+    top = np.where(finite, values[np.arange(len(values)), best], np.nan)
+    got_top, got_best = largest_finite(values)
+    np.testing.assert_array_equal(got_top, top)
+    np.testing.assert_array_equal(got_best, best)
+
+
+def test_float_calls_equal_int8_calls(cohort):
+    """pgenlib's float decoding of the .bed gives the int8 calls (-9 missing), for runs and for
+    lists of variants, on a subset of people."""
+    c, *_ = cohort
+    genotypes = Genotypes.open(c.prefix)
+    people = np.arange(0, len(c.iid), 3)
+    reader = genotypes.parts[0].reader(people)
+    for local in (np.arange(10, 60), np.array([0, 5, 6, 7, 150, 199])):
+        calls = read_genotypes(reader, local, np.empty((len(local), len(people)), dtype=np.int8))
+        assert (calls == -9).any()
+        for dtype in (np.float64, np.float32):
+            floats = gwas.read_float_genotypes(reader, local, np.empty((70, len(people)), dtype=dtype))
+            np.testing.assert_array_equal(floats, calls.astype(dtype))
+    reader.close()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_uncentred_products_equal_centred_products(dtype):
+    """The NumPy backend multiplies uncentred, mean-imputed calls and subtracts mean·(1ᵀR)
+    (float64), or centres float32 blocks in place: either way the product of the explicitly
+    centred calls (missing at 0), for any R."""
+    rng = np.random.default_rng(5)
+    m, n, q = 40, 300, 7
+    calls = rng.integers(0, 3, (m, n)).astype(np.int8)
+    calls[rng.random((m, n)) < 0.05] = -9
+    calls[3] = 1  # monomorphic
+    observed = calls >= 0
+    mean = np.where(observed, calls, 0).sum(axis=1) / observed.sum(axis=1)
+    rhs = rng.standard_normal((n, q)) + 0.5  # column sums far from 0
+    centred = np.where(observed, calls - mean[:, None], 0.0)
+    expected = rhs.T @ centred.T
+    backend = NumpyBackend(n, m, np.dtype(dtype))
+    backend.buffer[:m] = calls
+    block, offsets = backend.impute_calls(backend.buffer[:m], mean, has_missing=True)
+    got = backend.multiply(block, backend.prepare(rhs), offsets)
+    tolerance = 1e-12 if dtype == "float64" else 2e-5
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+
+
 def test_auto_chunk_size_bounds():
-    assert auto_chunk_size(5000) == 65  # 2.5 MiB of float64
+    assert auto_chunk_size(5000) == 262  # 10 MiB of float64
     assert auto_chunk_size(70_000) == 64  # at least 64
     assert auto_chunk_size(50) == 2048  # at most 2,048
-    assert auto_chunk_size(5000, "float32") == 131
+    assert auto_chunk_size(5000, "float32") == 524
 
 
 def test_workers_and_chunks_do_not_change_the_results(cohort, tmp_path):
@@ -170,7 +266,7 @@ def test_workers_and_chunks_do_not_change_the_results(cohort, tmp_path):
 
 def test_a_failing_worker_stops_the_scan(cohort, monkeypatch):
     c, pheno, covar, *_ = cohort
-    real = gwas.read_genotypes
+    real = gwas.read_float_genotypes
     calls = []
 
     def flaky(reader, local, out):
@@ -179,7 +275,7 @@ def test_a_failing_worker_stops_the_scan(cohort, monkeypatch):
             raise OSError("disk went away")
         return real(reader, local, out)
 
-    monkeypatch.setattr(gwas, "read_genotypes", flaky)
+    monkeypatch.setattr(gwas, "read_float_genotypes", flaky)
     with pytest.raises(OSError, match="disk went away"):
         run_gwas(c.prefix, pheno, covar, chunk_size=8, threads=2)
     assert len(calls) <= 5  # of 75 chunks: the other worker stops after its current chunk
@@ -569,6 +665,19 @@ def _parse(command: str, argv: list[str]):
     parser = argparse.ArgumentParser()
     importlib.import_module(f"contig.cli.{COMMANDS[command][0]}").add_arguments(parser)
     return parser.parse_args(argv)
+
+
+def test_gwas_command_starts_numpy_with_single_threaded_openblas():
+    """`contig gwas` (its workers are its parallelism) sets OPENBLAS_NUM_THREADS=1 before NumPy
+    loads, unless the environment sets it; other commands leave it alone."""
+    code = ("import os, sys\nfrom contig.cli import main\ntry:\n    main([sys.argv[1], '--help'])\n"
+            "except SystemExit:\n    pass\nprint(os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    for command, environment, expected in (("gwas", env, "1"), ("gwas-summary", env, "None"),
+                                           ("gwas", {**env, "OPENBLAS_NUM_THREADS": "3"}, "3")):
+        out = subprocess.run([sys.executable, "-c", code, command], env=environment, capture_output=True,
+                             text=True, check=True)
+        assert out.stdout.strip().splitlines()[-1] == expected, command
 
 
 def test_command_defaults_are_the_library_defaults():

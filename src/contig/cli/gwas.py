@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -111,9 +112,12 @@ def run(args: argparse.Namespace) -> int:
         log.info("wrote part %s: %d variants x %d phenotypes", args.part_out, len(result.variants),
                  len(result.pheno_names))
         return 0
-    paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads, args.formats,
-                               {"genome_assembly": args.genome_assembly})
-    log_inflation(result)
+    # λGC (a median per phenotype: ~1 ms each) is computed while the files are written.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        inflation = pool.submit(genomic_inflation, result)
+        paths = write_gwas_outputs(result, args.out, args.per_pheno_dir, args.threads, args.formats,
+                                   {"genome_assembly": args.genome_assembly})
+    log_inflation(result, inflation.result())
     log.info("wrote %d files with prefix %s", len(paths), args.out)
     return 0
 
@@ -144,12 +148,19 @@ def log_counts(result: GwasResult, maf: float) -> None:
              len(result.pheno_names), result.df)
 
 
-def log_inflation(result: GwasResult) -> None:
+def genomic_inflation(result: GwasResult) -> list[tuple[int, float]]:
+    """Variants tested and λGC of each phenotype, then of the joint test."""
+    columns = [result.log10p[:, j] for j in range(len(result.pheno_names))] + [result.log10p_joint]
+    return [(int(np.isfinite(column).sum()), lambda_gc(column)) for column in columns]
+
+
+def log_inflation(result: GwasResult, inflation: list[tuple[int, float]] | None = None) -> None:
     """Variants tested and λGC per phenotype and for the joint test (significance counts at the
-    configured threshold are `contig gwas-summary`'s)."""
-    for j, name in enumerate(result.pheno_names):
-        log.info("%s: %d tested, lambda_GC %.3f", name, int(np.isfinite(result.log10p[:, j]).sum()),
-                 lambda_gc(result.log10p[:, j]))
+    configured threshold are `contig gwas-summary`'s); ``inflation`` from
+    :func:`genomic_inflation` when already computed."""
+    inflation = genomic_inflation(result) if inflation is None else inflation
+    for name, (tested, inflation_factor) in zip(result.pheno_names, inflation):
+        log.info("%s: %d tested, lambda_GC %.3f", name, tested, inflation_factor)
+    tested, inflation_factor = inflation[-1]
     log.info("joint test of %d phenotypes (F on %d and %d df): %d tested, lambda_GC %.3f",
-             len(result.pheno_names), len(result.pheno_names), result.df_joint,
-             int(np.isfinite(result.log10p_joint).sum()), lambda_gc(result.log10p_joint))
+             len(result.pheno_names), len(result.pheno_names), result.df_joint, tested, inflation_factor)

@@ -21,8 +21,8 @@ replaced by the mean ALT count of the observed calls of that variant among the p
 ``N`` reports how many people have an observed call; everyone enters the regression.
 
 Arithmetic (Frisch–Waugh–Lovell). With ``Q = orth([1, C])`` (QR) and ``Y_r = Y − Q·Qᵀ·Y``, a
-chunk of genotypes is centred by its observed mean with missing calls set to 0 (= mean
-imputation), ``G_c (m, n)``, and then
+chunk of genotypes centred by its observed mean with missing calls set to 0 (= mean
+imputation), ``G_c (m, n)``, gives
 
     GY = G_c·Y_r,  ‖g_r‖² = ‖g_c‖² − ‖G_c·Q_cov‖²,  β = GY/‖g_r‖²,
     RSS = ‖y_r‖² − GY²/‖g_r‖²,  SE = sqrt(RSS/df/‖g_r‖²),  R² = ‖GY·W‖²/‖g_r‖²,
@@ -30,14 +30,18 @@ imputation), ``G_c (m, n)``, and then
 where ‖g_c‖² comes exactly from the genotype counts (integers), ``Q_cov`` drops Q's intercept
 column (G_c is centred, so it is orthogonal to it) and ``W (k, k)`` whitens the phenotypes
 (``W·Wᵀ = (Y_rᵀY_r)⁻¹``, from a Cholesky factor). One matrix product per chunk serves all
-phenotypes and both tests. A variant that is monomorphic among the people used, or that the
-covariates explain completely, gets NA, as plink2 reports.
+phenotypes and both tests. The CPU scan never forms G_c: pgenlib decodes the calls straight to
+floats ``G`` (missing calls set to the mean), and ``G_c·R = G·R − mean·(1ᵀR)`` for ``R =
+[Y_r, Q_cov]`` (whose column sums are ~0 anyway) corrects the small product instead
+(:class:`contig.gwas.backends.NumpyBackend`). The t test's p-values come from the piecewise
+polynomial of :class:`contig.gwas.stats.TTestTable` for the scan's df. A variant that is
+monomorphic among the people used, or that the covariates explain completely, gets NA, as
+plink2 reports.
 
-Parallel scan: the tested variants are cut into chunks (never across filesets) small enough for
-a worker's float copy to stay in cache (:func:`contig.gwas.backends.auto_chunk_size`).
-``threads`` workers each take the next chunk and carry it through genotype counting (unless the
-MAF filter needed the counts up front), decoding, centring, the product (single-threaded BLAS)
-and the p-values, filling its own rows of the results: the numbers do not depend on which
+Parallel scan: the tested variants are cut into chunks (never across filesets) of a few hundred
+variants (:func:`contig.gwas.backends.auto_chunk_size`). ``threads`` workers each take the next
+chunk and carry it through genotype counting (unless the MAF filter needed the counts up front),
+decoding, the product (single-threaded BLAS) and the p-values, filling its own rows of the results: the numbers do not depend on which
 worker took which chunk.
 
 LOCO (``loco=``): for the variants of chromosome c, phenotype j is replaced by ``y_j − L_jc``
@@ -60,14 +64,14 @@ import polars as pl
 
 from contig.core.errors import InputError
 from contig.genotypes.plinkio import FilesetReaders, Genotypes, VariantChunk, count_genotypes, read_genotypes
-from contig.gwas.backends import auto_chunk_size, make_backend, single_threaded_blas
+from contig.gwas.backends import PreparedRhs, auto_chunk_size, make_backend, single_threaded_blas
 from contig.gwas.inputs import (
     MISSING_PHENOTYPE,
     AssociationData,
     covariate_basis,
     load_association_data,
 )
-from contig.gwas.stats import f_test_log10p, preload_scipy_special, t_test_log10p
+from contig.gwas.stats import TTestTable, f_test_log10p, preload_scipy_special, t_test_table
 
 log = logging.getLogger("contig.gwas.association")
 
@@ -157,6 +161,11 @@ class GwasResult:
     # Tables derived from the arrays above, computed once (writing and logging both need them).
     derived: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # Column-major (a no-op for the scan's own arrays): every phenotype's column contiguous,
+        # as the writers take them one by one.
+        self.beta, self.se, self.log10p = (np.asfortranarray(a) for a in (self.beta, self.se, self.log10p))
+
     @property
     def df_joint(self) -> int:
         """Denominator df of the joint F test, ``n − c − k`` (its numerator df is k)."""
@@ -233,30 +242,31 @@ def _residualize_per_chromosome(data: AssociationData, q: np.ndarray, chroms: np
 
 
 def _residual_genotype_ss(gq: np.ndarray, ssc: np.ndarray, polymorphic: np.ndarray) -> np.ndarray:
-    """``‖g_r‖² (m,)`` from ``gq = G_c·Q_cov (m, c)`` and ``ssc = ‖g_c‖²``; NaN where the variant
+    """``‖g_r‖² (m,)`` from ``gq = Q_covᵀ·G_cᵀ (c, m)`` and ``ssc = ‖g_c‖²``; NaN where the variant
     is monomorphic or (almost) in the span of the covariates: no residual variation is left."""
-    gg = ssc - np.einsum("ij,ij->i", gq, gq)
+    gg = ssc - np.einsum("ji,ji->i", gq, gq)
     usable = polymorphic & (gg > 1e-9 * ssc)
     return np.where(usable, gg, np.nan)
 
 
-def _ols_from_products(gy: np.ndarray, gg: np.ndarray, yy: np.ndarray,
-                       df: int) -> tuple[np.ndarray, np.ndarray]:
-    """β and SE ``(m, p)`` from ``gy = G_c·Y_r (m, p)``, ``gg = ‖g_r‖² (m,)`` (module docstring)."""
-    gg = gg[:, None]
-    beta = gy / gg
-    rss = np.maximum(yy[None, :] - gy * beta, 0.0)
-    se = np.sqrt(rss / df / gg)
-    return beta, se
+def _t_tests(gy: np.ndarray, gg: np.ndarray, yy: np.ndarray, df: int, table: TTestTable,
+             beta: np.ndarray, se: np.ndarray, log10p: np.ndarray) -> None:
+    """β, SE and −log10 p ``(k, m)``, written into the given views, from ``gy = Y_rᵀ·G_cᵀ (k, m)``,
+    ``gg = ‖g_r‖² (m,)`` and ``yy = ‖y_r‖² (k,)`` (module docstring)."""
+    np.divide(gy, gg, out=beta)
+    rss = np.maximum(yy[:, None] - gy * beta, 0.0)
+    np.sqrt(rss / df / gg, out=se)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log10p[...] = table.log10p(beta / se)
 
 
 def _joint_from_products(gy: np.ndarray, gg: np.ndarray, whitener: np.ndarray,
                          df_joint: int) -> tuple[np.ndarray, np.ndarray]:
     """Joint F ``(m,)`` and ``1 − R² (m,)`` of each variant against the k phenotypes, from
-    ``gy = g_rᵀY_r (m, k)`` and ``gg = ‖g_r‖² (m,)``."""
-    k = gy.shape[1]
-    whitened = gy @ whitener
-    explained = np.einsum("ij,ij->i", whitened, whitened)
+    ``gy = Y_rᵀ·g_r (k, m)`` and ``gg = ‖g_r‖² (m,)``."""
+    k = gy.shape[0]
+    whitened = whitener.T @ gy
+    explained = np.einsum("ji,ji->i", whitened, whitened)
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = np.minimum(explained / gg, 1.0)
         unexplained = np.maximum(gg - explained, 0.0) / gg
@@ -294,11 +304,19 @@ class _ScanInputs:
     residualized: dict[str | None, _ResidualizedPhenotypes]  # by chromosome; None = no LOCO
     df: int
     df_joint: int
-    beta: np.ndarray  # (m, p) output
+    beta: np.ndarray  # (m, p) output, column-major (results_array)
     se: np.ndarray  # (m, p) output
     log10p: np.ndarray  # (m, p) output
     f_joint: np.ndarray  # (m,) output (NaN where the joint test is NA)
     log10p_joint: np.ndarray  # (m,) output
+    t_table: TTestTable  # p-values of the t test with df degrees of freedom
+
+
+def results_array(m: int, p: int) -> np.ndarray:
+    """An uninitialised ``(m, p)`` float64 result array in column-major order: each phenotype's
+    column is contiguous, as the scan writes it and the writers hand it to polars (a strided
+    column costs a copy per column)."""
+    return np.empty((p, m)).T
 
 
 def _scan_worker(inputs: _ScanInputs, queue: _ChunkQueue, device: str, chunk_size: int,
@@ -312,7 +330,7 @@ def _scan_worker(inputs: _ScanInputs, queue: _ChunkQueue, device: str, chunk_siz
     n = len(inputs.sample_idx)
     backend = make_backend(device, n, chunk_size, dtype)
     rhs = {chrom: backend.prepare(r.rhs) for chrom, r in inputs.residualized.items()}
-    raw = np.empty((chunk_size, n), dtype=np.int8)
+    raw = np.empty((chunk_size, n), dtype=np.int8) if backend.centres_calls else None
     try:
         with FilesetReaders(inputs.genotypes, inputs.sample_idx) as readers:
             while (chunk := queue.next()) is not None:
@@ -322,36 +340,57 @@ def _scan_worker(inputs: _ScanInputs, queue: _ChunkQueue, device: str, chunk_siz
         raise
 
 
-def _scan_chunk(inputs: _ScanInputs, chunk: VariantChunk, reader, backend, rhs: dict,
-                raw: np.ndarray) -> None:
-    """One chunk: counts (unless counted up front), decode, centre, multiply, both tests."""
+def read_float_genotypes(reader, local: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Float ALT counts ``(m, n)`` (-9 missing) of the variants ``local`` (increasing indices
+    within the reader's fileset) into ``out[:m]`` (float64 or float32), decoded by pgenlib
+    straight from the 2-bit calls: no int8 copy to convert."""
+    m = len(local)
+    target = out[:m]
+    if m and local[-1] - local[0] + 1 == m:
+        reader.read_dosages_range(int(local[0]), int(local[-1]) + 1, target, allele_idx=1)
+    elif m:
+        reader.read_dosages_list(np.ascontiguousarray(local, dtype=np.uint32), target, allele_idx=1)
+    return target
+
+
+def _scan_chunk(inputs: _ScanInputs, chunk: VariantChunk, reader, backend,
+                rhs: dict[str | None, PreparedRhs], raw: np.ndarray | None) -> None:
+    """One chunk: counts (unless counted up front), decode (and centre, on torch), multiply,
+    both tests."""
     rows = chunk.rows
     if not inputs.counted:
         count_genotypes(reader, chunk.local, inputs.counts[rows])
     vc = VariantCounts(inputs.counts[rows])
-    genotypes = read_genotypes(reader, chunk.local, raw)
-    g_c = backend.centre(genotypes, vc.mean, bool(vc.counts[:, 3].any()))
-    chunk_statistics(inputs, rows, g_c, vc.centred_sum_of_squares, vc.polymorphic, backend, rhs)
+    has_missing = bool(vc.counts[:, 3].any())
+    if backend.centres_calls:
+        genotypes = backend.centre(read_genotypes(reader, chunk.local, raw), vc.mean, has_missing)
+        offsets = None
+    else:
+        calls = read_float_genotypes(reader, chunk.local, backend.buffer)
+        genotypes, offsets = backend.impute_calls(calls, vc.mean, has_missing)
+    chunk_statistics(inputs, rows, genotypes, vc.centred_sum_of_squares, vc.polymorphic, backend, rhs,
+                     offsets)
 
 
-def chunk_statistics(inputs: _ScanInputs, rows: slice, g_c, ssc: np.ndarray, polymorphic: np.ndarray,
-                     backend, rhs: dict) -> None:
-    """Both tests for the variants ``rows`` from their centred genotypes ``g_c (m, n)`` (missing
-    at 0), ``ssc = ‖g_c‖² (m,)`` and which are polymorphic; fills the result rows of ``inputs``."""
+def chunk_statistics(inputs: _ScanInputs, rows: slice, genotypes, ssc: np.ndarray, polymorphic: np.ndarray,
+                     backend, rhs: dict[str | None, PreparedRhs],
+                     offsets: np.ndarray | None = None) -> None:
+    """Both tests for the variants ``rows`` from their genotypes ``(m, n)``: centred (missing at
+    0), or uncentred with ``offsets (m,)`` their means (the backend centres the products);
+    ``ssc = ‖g_c‖² (m,)`` and which are polymorphic. Fills the result rows of ``inputs``."""
     # One product per run of one chromosome (LOCO changes the phenotypes per chromosome).
     m = rows.stop - rows.start
     runs = [(0, m, None)] if None in inputs.residualized else _chromosome_runs(inputs.chrom[rows])
     for start, stop, chrom in runs:
         sub = slice(rows.start + start, rows.start + stop)
         phenotypes = inputs.residualized[chrom]
-        products = backend.multiply(g_c[start:stop], rhs[chrom])
+        products = backend.multiply(genotypes[start:stop], rhs[chrom],
+                                    None if offsets is None else offsets[start:stop])  # (p + c, m)
         p = phenotypes.yy.shape[0]
-        gy = products[:, :p]
-        gg = _residual_genotype_ss(products[:, p:], ssc[start:stop], polymorphic[start:stop])
-        beta, se = _ols_from_products(gy, gg, phenotypes.yy, inputs.df)
-        inputs.beta[sub], inputs.se[sub] = beta, se
-        with np.errstate(invalid="ignore", divide="ignore"):
-            inputs.log10p[sub] = t_test_log10p(beta / se, inputs.df)
+        gy = products[:p]
+        gg = _residual_genotype_ss(products[p:], ssc[start:stop], polymorphic[start:stop])
+        _t_tests(gy, gg, phenotypes.yy, inputs.df, inputs.t_table, inputs.beta[sub].T,
+                 inputs.se[sub].T, inputs.log10p[sub].T)
         if phenotypes.whitener is not None:
             f, unexplained = _joint_from_products(gy, gg, phenotypes.whitener, inputs.df_joint)
             inputs.f_joint[sub] = f
@@ -389,7 +428,8 @@ def _select_variants(genotypes: Genotypes, sample_idx: np.ndarray, chroms: Seque
 def _variant_table(bim: pl.DataFrame, tested: np.ndarray, counts: np.ndarray) -> pl.DataFrame:
     """CHROM GENPOS ID ALLELE0 (REF) ALLELE1 (ALT) A1FREQ N of the tested variants."""
     vc = VariantCounts(counts)
-    return bim[tested].select(
+    # tested is increasing: all of it is every variant in order, and needs no gather.
+    return (bim if len(tested) == bim.height else bim[tested]).select(
         pl.col("CHROM").cast(pl.Utf8), pl.col("POS").cast(pl.Int64).alias("GENPOS"),
         pl.col("ID").cast(pl.Utf8), pl.col("REF").cast(pl.Utf8).alias("ALLELE0"),
         pl.col("ALT").cast(pl.Utf8).alias("ALLELE1"),
@@ -404,7 +444,7 @@ def _run_workers(inputs: _ScanInputs, tested: np.ndarray, settings: ScanSettings
     chunk_size = settings.chunk_size or auto_chunk_size(n, settings.dtype)
     queue = _ChunkQueue(inputs.genotypes.plan_chunks(chunk_size, tested))
     workers = max(1, min(settings.threads, -(-len(tested) // chunk_size)))
-    with single_threaded_blas(settings.device), ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_scan_worker, inputs, queue, settings.device, chunk_size, settings.dtype)
                    for _ in range(workers)]
         for future in futures:
@@ -428,6 +468,18 @@ def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | 
     settings = ScanSettings(threads, chunk_size or 0, device, dtype, maf)
     settings.validate()
     preload_scipy_special()
+    # Single-threaded BLAS from the start, not only in the workers: the few small products
+    # before the scan would otherwise wake OpenBLAS threads that then spin (~0.2 s of CPU here).
+    with single_threaded_blas(device):
+        return _run_gwas(bfile, pheno, covar, loco, settings, chroms, pheno_cols, covar_cols, allow_empty,
+                         missing_phenotype)
+
+
+def _run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | Path, covar: str | Path,
+              loco: str | Path | None, settings: ScanSettings, chroms: Sequence[str] | None,
+              pheno_cols: Sequence[str] | None, covar_cols: Sequence[str] | None, allow_empty: bool,
+              missing_phenotype: float | None) -> GwasResult:
+    """:func:`run_gwas` after its settings are checked."""
     genotypes = bfile if isinstance(bfile, Genotypes) else Genotypes.open(bfile)
     data = load_association_data(genotypes, pheno, covar, loco, pheno_cols, covar_cols,
                                  missing_phenotype)
@@ -435,7 +487,7 @@ def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | 
     q = covariate_basis(data.covariates, data.covar_names, covar)
     df = n - q.shape[1] - 1
     counts = dict(data.counts)
-    tested, tested_counts, counted = _select_variants(genotypes, data.sample_idx, chroms, maf, counts)
+    tested, tested_counts, counted = _select_variants(genotypes, data.sample_idx, chroms, settings.maf, counts)
     counts["variants_tested"] = len(tested)
     if len(tested) == 0 and not allow_empty:
         raise InputError("no variant left to test", genotypes.parts[0].prefix)
@@ -451,8 +503,8 @@ def run_gwas(bfile: str | Path | Sequence[str | Path] | Genotypes, pheno: str | 
         genotypes, data.sample_idx, tested_counts, counted, chrom_tested,
         _residualize_per_chromosome(data, q, chrom_tested, df + 1 - p, pheno), df, df + 1 - p,
         # Every row belongs to exactly one chunk and is written by the worker that takes it.
-        beta=np.empty((m, p)), se=np.empty((m, p)), log10p=np.empty((m, p)),
-        f_joint=np.full(m, np.nan), log10p_joint=np.full(m, np.nan))
+        beta=results_array(m, p), se=results_array(m, p), log10p=results_array(m, p),
+        f_joint=np.full(m, np.nan), log10p_joint=np.full(m, np.nan), t_table=t_test_table(df))
     _run_workers(inputs, tested, settings, n)
     counts["variants_na"] = int(np.isnan(inputs.beta[:, 0]).sum()) if p else 0
     return GwasResult(_variant_table(genotypes.bim, tested, inputs.counts), data.pheno_names,

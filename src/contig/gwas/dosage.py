@@ -14,7 +14,7 @@ frequency, MAC and INFO at or above them (a variant with INFO NA is kept only wh
 chromosomes is scanned once and the filters are applied to the results: no second read.
 
 The hard-call scan is left as it is: this module has its own worker, which reads float32
-blocks instead of int8 ones and centres them itself, then shares the products and tests
+dosage blocks instead of hard calls and centres them itself, then shares the products and tests
 (:func:`contig.gwas.association.chunk_statistics`).
 """
 
@@ -40,10 +40,11 @@ from contig.gwas.association import (
     _residualize_per_chromosome,
     _ScanInputs,
     chunk_statistics,
+    results_array,
 )
 from contig.gwas.backends import auto_chunk_size, make_backend, single_threaded_blas
 from contig.gwas.inputs import MISSING_PHENOTYPE, covariate_basis, load_association_data
-from contig.gwas.stats import preload_scipy_special
+from contig.gwas.stats import preload_scipy_special, t_test_table
 
 log = logging.getLogger("contig.gwas.association")
 
@@ -138,7 +139,7 @@ def _scan_dosage_chunk(inputs: _DosageScanInputs, chunk: VariantChunk, reader, b
     centred, stats = centre_dosages(block, centred_buffer)
     inputs.stats[chunk.rows] = np.column_stack([stats.n_observed, stats.mean, stats.centred_ss])
     polymorphic = stats.centred_ss > 0
-    chunk_statistics(inputs, chunk.rows, backend.prepare(centred), stats.centred_ss, polymorphic,
+    chunk_statistics(inputs, chunk.rows, backend.genotypes(centred), stats.centred_ss, polymorphic,
                      backend, rhs)
 
 
@@ -214,8 +215,9 @@ def run_dosage_gwas(source: DosageSource, pheno: str | Path, covar: str | Path,
     inputs = _DosageScanInputs(
         source, data.sample_idx, np.empty((0, 4), dtype=np.uint32), True, chrom_tested,
         _residualize_per_chromosome(data, q, chrom_tested, df + 1 - p, pheno), df, df + 1 - p,
-        beta=np.empty((m, p)), se=np.empty((m, p)), log10p=np.empty((m, p)),
-        f_joint=np.full(m, np.nan), log10p_joint=np.full(m, np.nan), stats=np.empty((m, 3)))
+        beta=results_array(m, p), se=results_array(m, p), log10p=results_array(m, p),
+        f_joint=np.full(m, np.nan), log10p_joint=np.full(m, np.nan), t_table=t_test_table(df),
+        stats=np.empty((m, 3)))
     if m:
         _scan(source, inputs, tested, settings, n)
     stats = DosageStats(inputs.stats[:, 0], inputs.stats[:, 1], inputs.stats[:, 2])

@@ -22,13 +22,14 @@ import numpy as np
 import polars as pl
 
 from contig.core.atomic import atomic_directory, atomic_paths
+from contig.core.compression import gzip_compress
 from contig.core.errors import InputError
 from contig.gwas.association import SCAN_DEFAULTS
 from contig.gwas.ssf import write_ssf
 from contig.gwas.stats import lambda_gc
 from contig.gwas.sumstats import (JOINT_P_COLUMN, PART_METADATA_KEY, PER_PHENO_FORMATS, SCAN_METADATA_KEY,
                                   _gathered_counts, _write_parquet, _write_tsv_gz, check_part_matches,
-                                  combined_from_top, gzip_compress, output_paths, phenotype_table,
+                                  combined_from_top, output_paths, phenotype_table,
                                   variant_columns, variant_text)
 
 # Statistics held in memory per batch of phenotypes: 3 float64 columns per phenotype and variant.

@@ -11,7 +11,7 @@ and df in its metadata (``SCAN_METADATA_KEY``), which ``contig gwas-summary`` re
 from __future__ import annotations
 
 import contextlib
-import gzip
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from contig.core.atomic import atomic_directory, atomic_path, atomic_paths
+from contig.core.compression import gzip_compress
 from contig.core.errors import InputError
 from contig.gwas.association import SCAN_DEFAULTS, GwasResult
 from contig.gwas.ssf import write_ssf
@@ -79,12 +80,28 @@ def combined_table(result: GwasResult) -> pl.DataFrame:
 
 
 def _combined_table(result: GwasResult) -> pl.DataFrame:
-    lp = result.log10p
-    finite = np.isfinite(lp).any(axis=1)
-    best = np.where(finite, np.argmax(np.where(np.isfinite(lp), lp, -np.inf), axis=1), 0)
-    top = np.where(finite, lp[np.arange(len(lp)), best], np.nan)
+    top, best = largest_finite(result.log10p)
     return combined_from_top(result.variants, result.pheno_names, top, best, result.f_joint,
                              result.log10p_joint)
+
+
+def largest_finite(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``values (m, k)``: the largest finite value ``(m,)`` (NaN where none is finite)
+    and its first column ``(m,)`` (0 where none). A running maximum over the columns, which
+    are contiguous in the scan's results (a reduction along rows would stride through them)."""
+    m = values.shape[0]
+    top = np.full(m, -np.inf)
+    best = np.zeros(m, dtype=np.intp)
+    larger, below_inf = np.empty(m, dtype=bool), np.empty(m, dtype=bool)
+    for j in range(values.shape[1]):
+        column = values[:, j]
+        np.greater(column, top, out=larger)  # NaN: False; -inf is never larger
+        np.less(column, np.inf, out=below_inf)
+        larger &= below_inf
+        np.copyto(top, column, where=larger)
+        np.copyto(best, j, where=larger)
+    top[np.isneginf(top)] = np.nan
+    return top, best
 
 
 def combined_from_top(variants: pl.DataFrame, pheno_names: Sequence[str], top: np.ndarray,
@@ -151,17 +168,6 @@ def output_paths(out: str | Path, pheno_names: Sequence[str], per_pheno_dir: str
     return paths
 
 
-def gzip_compress(data: bytes) -> bytes:
-    """gzip at level 1 through ISA-L when installed (same format, ~4x faster than zlib), with a
-    1 KiB history window: on summary statistics 15% faster and 10% smaller than ISA-L's default
-    32 KiB (repeats are within neighbouring lines). Header mtime 0: identical bytes on reruns."""
-    try:
-        from isal import igzip_lib
-    except ImportError:  # pragma: no cover - isal is in requirements, the fallback is for envs
-        return gzip.compress(data, compresslevel=1, mtime=0)
-    return igzip_lib.compress(data, 1, flag=igzip_lib.COMP_GZIP, hist_bits=10)
-
-
 def text_columns(table: pl.DataFrame) -> pl.DataFrame:
     """The table as written to text: TEXT_FLOAT32_COLUMNS as float32 (see above)."""
     return table.with_columns([pl.col(c).cast(pl.Float32) for c in TEXT_FLOAT32_COLUMNS
@@ -222,6 +228,12 @@ def write_gwas_outputs(result: GwasResult, out: str | Path, per_pheno_dir: str |
         else:
             tmp |= dict(zip(pheno_keys, stack.enter_context(atomic_paths([paths[k] for k in pheno_keys]))))
         prefix = variant_text(result.variants) if "tsv.gz" in formats else None
+        metadata = {SCAN_METADATA_KEY: json.dumps(scan_metadata(result), sort_keys=True)}
+
+        combined = combined_table(result)
+
+        def write_wide() -> None:
+            _write_parquet(part_table(result), tmp["wide"], metadata)
 
         def write_one(j: int) -> None:
             name = result.pheno_names[j]
@@ -237,16 +249,16 @@ def write_gwas_outputs(result: GwasResult, out: str | Path, per_pheno_dir: str |
                 log.info("%s: GWAS-SSF file leaves out %d variants (untested, non-nucleotide allele "
                          "or a chromosome outside 1-22, X, Y, MT)", name, dropped)
 
-        # Formatting and compression release the GIL: threads keep every core busy.
+        # Formatting and compression release the GIL: threads keep every core busy. The largest
+        # file first; per-phenotype tables only when a per-phenotype format is asked for.
+        jobs = [write_wide] if "wide" in tmp else []
+        jobs += [functools.partial(_write_parquet, combined, tmp["combined.parquet"], metadata),
+                 functools.partial(_write_tsv_gz, combined, tmp["combined.tsv"])]
+        if set(formats) - {"wide"}:
+            jobs += [functools.partial(write_one, j) for j in range(len(result.pheno_names))]
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            list(pool.map(write_one, range(len(result.pheno_names))))
-        combined = combined_table(result)
-        _write_parquet(combined, tmp["combined.parquet"],
-                      {SCAN_METADATA_KEY: json.dumps(scan_metadata(result), sort_keys=True)})
-        _write_tsv_gz(combined, tmp["combined.tsv"])
-        if "wide" in tmp:
-            _write_parquet(part_table(result), tmp["wide"],
-                           {SCAN_METADATA_KEY: json.dumps(scan_metadata(result), sort_keys=True)})
+            for future in [pool.submit(job) for job in jobs]:
+                future.result()
     return final
 
 

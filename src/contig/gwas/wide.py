@@ -18,10 +18,11 @@ from pathlib import Path
 import polars as pl
 
 from contig.core.atomic import atomic_paths
+from contig.core.compression import gzip_compress
 from contig.core.errors import InputError
 from contig.gwas.ssf import write_ssf
 from contig.gwas.sumstats import (PER_PHENO_FORMATS, WIDE_STEM, _write_parquet, _write_tsv_gz,
-                                  gzip_compress, phenotype_table, read_scan_metadata,
+                                  phenotype_table, read_scan_metadata,
                                   read_sumstats, variant_columns)
 
 WIDE_SUFFIX = ".wide.parquet"
