@@ -196,6 +196,23 @@ def test_truncated_bgen(cohort, tmp_path, capsys):
                     tmp_path / "out", bad, capsys)
 
 
+@pytest.mark.parametrize("which", ["bgen8", "zstd16"])
+def test_corrupt_bgen_block(cohort, tmp_path, capsys, which):
+    """A genotype block whose compressed bytes are damaged: one line naming the file."""
+    from contig.genotypes.bgen import index_variants, read_bgen_header
+
+    source = cohort[which]
+    _, offsets = index_variants(source, read_bgen_header(source))
+    data = bytearray(source.read_bytes())
+    start = int(offsets[0]) + 8 + 2  # past the block's length fields and the stream's first bytes
+    data[start: start + 40] = bytes(40)
+    bad = tmp_path / f"damaged_{which}.bgen"
+    bad.write_bytes(bytes(data))
+    _assert_refused(["--bgen", str(bad), "--sample", str(source.with_suffix(".sample")),
+                     "--pheno", str(cohort["pheno"]), "--covar", str(cohort["covar"])],
+                    tmp_path / "out", bad, capsys)
+
+
 def test_sample_file_with_another_count(cohort, tmp_path, capsys):
     sample = tmp_path / "short.sample"
     lines = cohort["bgen8"].with_suffix(".sample").read_text().splitlines()

@@ -204,7 +204,7 @@ def test_float_calls_equal_int8_calls(cohort):
         calls = read_genotypes(reader, local, np.empty((len(local), len(people)), dtype=np.int8))
         assert (calls == -9).any()
         for dtype in (np.float64, np.float32):
-            floats = gwas.read_float_genotypes(reader, local, np.empty((70, len(people)), dtype=dtype))
+            floats = read_genotypes(reader, local, np.empty((70, len(people)), dtype=dtype))
             np.testing.assert_array_equal(floats, calls.astype(dtype))
     reader.close()
 
@@ -266,7 +266,7 @@ def test_workers_and_chunks_do_not_change_the_results(cohort, tmp_path):
 
 def test_a_failing_worker_stops_the_scan(cohort, monkeypatch):
     c, pheno, covar, *_ = cohort
-    real = gwas.read_float_genotypes
+    real = gwas.read_genotypes
     calls = []
 
     def flaky(reader, local, out):
@@ -275,7 +275,7 @@ def test_a_failing_worker_stops_the_scan(cohort, monkeypatch):
             raise OSError("disk went away")
         return real(reader, local, out)
 
-    monkeypatch.setattr(gwas, "read_float_genotypes", flaky)
+    monkeypatch.setattr(gwas, "read_genotypes", flaky)
     with pytest.raises(OSError, match="disk went away"):
         run_gwas(c.prefix, pheno, covar, chunk_size=8, threads=2)
     assert len(calls) <= 5  # of 75 chunks: the other worker stops after its current chunk

@@ -26,6 +26,7 @@ variant headers, skipping the genotype data; genotypes are then read block by bl
 from __future__ import annotations
 
 import logging
+import mmap
 import struct
 import zlib
 from dataclasses import dataclass
@@ -37,6 +38,11 @@ import polars as pl
 from contig.core.errors import InputError
 
 log = logging.getLogger("contig.genotypes.bgen")
+
+try:  # ISA-L inflates zlib blocks ~2x faster than the standard library (same bytes out)
+    from isal.isal_zlib import decompress as zlib_decompress
+except ImportError:  # pragma: no cover - isal is in requirements
+    zlib_decompress = zlib.decompress
 
 BGEN_MAGIC = (b"bgen", b"\x00\x00\x00\x00")
 COMPRESSION = {0: "none", 1: "zlib", 2: "zstd"}
@@ -119,60 +125,84 @@ def read_oxford_sample(path: str | Path) -> pl.DataFrame:
     return table
 
 
-def _read_string(handle, size_fmt: str, path: Path, what: str) -> str:
-    (size,) = _unpack(size_fmt, handle.read(struct.calcsize(size_fmt)), path, what)
-    data = handle.read(size)
-    if len(data) < size:
-        raise InputError(f"file ends inside {what} (truncated?)", path)
-    return data.decode()
-
-
-def _normalise_chrom(chrom: str) -> str:
-    """UK Biobank writes '01'..'22': plink2 reads them as 1..22."""
-    return (chrom.lstrip("0") or "0") if chrom.isdigit() else chrom
+def normalise_chrom(chrom: pl.Expr) -> pl.Expr:
+    """UK Biobank writes '01'..'22': plink2 reads them as 1..22 (leading zeros of an all-digit
+    name go; '0', '00' stay '0')."""
+    stripped = chrom.str.strip_chars_start("0")
+    return pl.when(chrom.str.contains(r"^[0-9]+$")).then(
+        pl.when(stripped == "").then(pl.lit("0")).otherwise(stripped)).otherwise(chrom)
 
 
 def index_variants(path: Path, header: BgenHeader) -> tuple[pl.DataFrame, np.ndarray]:
     """One pass over the variant headers: the variant table (CHROM POS ID REF ALT) and the byte
-    offset ``(n_variants,)`` of each variant's genotype data block (its length field)."""
+    offset ``(n_variants,)`` of each variant's genotype data block (its length field).
+
+    Parsed from a memory map with ``struct.unpack_from`` (~6 µs a variant; a UK Biobank
+    chromosome has up to ~7 million), the genotype blocks skipped unread."""
     columns: dict[str, list] = {"CHROM": [], "POS": [], "ID": [], "REF": [], "ALT": []}
     offsets = np.empty(header.n_variants, dtype=np.int64)
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        handle.seek(header.first_variant)
-        for number in range(header.n_variants):
-            what = f"variant {number + 1}"
-            varid = _read_string(handle, "<H", path, what)
-            rsid = _read_string(handle, "<H", path, what)
-            chrom = _read_string(handle, "<H", path, what)
-            pos, n_alleles = _unpack("<IH", handle.read(6), path, what)
-            alleles = [_read_string(handle, "<I", path, what) for _ in range(n_alleles)]
-            if n_alleles != 2:
-                raise InputError(f"variant {rsid or varid} has {n_alleles} alleles; only biallelic "
-                                 "variants are supported", path, None, "variant " + str(number + 1))
-            offsets[number] = handle.tell()
-            (length,) = _unpack("<I", handle.read(4), path, what)
-            if handle.tell() + length > size:
-                raise InputError(f"file ends inside {what} of {header.n_variants} (truncated?)", path)
-            handle.seek(length, 1)
-            for name, value in zip(columns, (_normalise_chrom(chrom), pos, rsid or varid, *alleles)):
-                columns[name].append(value)
-        if handle.tell() != size:
-            log.warning("%s: %d bytes after the last of the %d variants its header announces (ignored)",
-                        path, size - handle.tell(), header.n_variants)
-    return pl.DataFrame(columns, schema={"CHROM": pl.Utf8, "POS": pl.Int64, "ID": pl.Utf8,
-                                         "REF": pl.Utf8, "ALT": pl.Utf8}), offsets
+    unpack_from = struct.unpack_from
+    number = 0
+
+    def text(at: int, width: str) -> tuple[bytes, int]:
+        """The length-prefixed (``<H`` or ``<I``) string at ``at``, and where the next field starts."""
+        (n,) = unpack_from(width, data, at)
+        start = at + (2 if width == "<H" else 4)
+        return data[start: start + n], start + n
+
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        size = len(data)
+        at = header.first_variant
+        try:
+            for number in range(header.n_variants):
+                varid, at = text(at, "<H")
+                rsid, at = text(at, "<H")
+                chrom, at = text(at, "<H")
+                pos, n_alleles = unpack_from("<IH", data, at)
+                at += 6
+                if n_alleles != 2:
+                    raise InputError(f"variant {(rsid or varid).decode()} has {n_alleles} alleles; only "
+                                     "biallelic variants are supported", path, None, f"variant {number + 1}")
+                ref, at = text(at, "<I")
+                alt, at = text(at, "<I")
+                offsets[number] = at
+                (length,) = unpack_from("<I", data, at)
+                at += 4 + length
+                if at > size:
+                    raise struct.error("past the end")
+                columns["CHROM"].append(chrom)
+                columns["POS"].append(pos)
+                columns["ID"].append(rsid or varid)
+                columns["REF"].append(ref)
+                columns["ALT"].append(alt)
+        except struct.error:
+            raise InputError(f"file ends inside variant {number + 1} of {header.n_variants} (truncated?)",
+                             path) from None
+    if at != size:
+        log.warning("%s: %d bytes after the last of the %d variants its header announces (ignored)",
+                    path, size - at, header.n_variants)
+    table = pl.DataFrame({name: pl.Series(values, dtype=pl.Int64 if name == "POS" else pl.Binary)
+                          for name, values in columns.items()})
+    try:
+        table = table.with_columns(pl.col(name).cast(pl.Utf8) for name in ("CHROM", "ID", "REF", "ALT"))
+    except pl.exceptions.PolarsError:
+        raise InputError("variant identifiers, chromosomes or alleles are not UTF-8 text", path) from None
+    return table.with_columns(CHROM=normalise_chrom(pl.col("CHROM"))), offsets
 
 
-def _decompress(data: bytes, compression: int, expected: int, path: Path) -> bytes:
-    if compression == 1:
-        raw = zlib.decompress(data)
-    elif compression == 2:
-        import zstandard
+def _decompress(data: bytes, compression: int, expected: int, path: Path, variant: int) -> bytes:
+    try:
+        if compression == 1:
+            raw = zlib_decompress(data)
+        elif compression == 2:
+            import zstandard
 
-        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected)
-    else:
-        raw = data
+            raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected)
+        else:
+            raw = data
+    except Exception as error:  # zlib.error, ISA-L's or zstandard's own: a corrupt block
+        raise InputError(f"genotype block of variant number {variant} does not decompress ({error})",
+                         path) from None
     if len(raw) != expected:
         raise InputError(f"genotype block decompresses to {len(raw)} bytes, expected {expected}", path)
     return raw
@@ -185,6 +215,20 @@ def _unpack_probabilities(data: bytes, bits: int, count: int) -> np.ndarray:
     packed = np.frombuffer(data, dtype=np.uint8, count=(count * bits + 7) // 8)
     flat = np.unpackbits(packed, bitorder="little")[: count * bits].reshape(count, bits)
     return flat.astype(np.int64) @ (np.int64(1) << np.arange(bits, dtype=np.int64))
+
+
+def dosage_from_probabilities(p_ref_ref: np.ndarray, p_het: np.ndarray, bits: int) -> np.ndarray:
+    """float32 ALT dosage from the stored integers of P(REF/REF) and P(REF/ALT) at ``bits`` bits:
+    ``(v_het + 2·(2^B − 1 − v_refref − v_het)) / (2^B − 1)``, exact integers, one rounding."""
+    scale = (1 << bits) - 1
+    p_ref_ref, p_het = p_ref_ref.astype(np.int64), p_het.astype(np.int64)
+    alt_count = p_het + 2 * (scale - p_ref_ref - p_het)
+    return (alt_count / scale).astype(np.float32)
+
+
+# Every 8-bit pair (little-endian u16: low byte P(REF/REF), high byte P(REF/ALT)) -> its dosage,
+# computed by the same formula (pairs summing above 255 are invalid and never stored).
+EIGHT_BIT_DOSAGE = dosage_from_probabilities(np.arange(1 << 16) & 0xFF, np.arange(1 << 16) >> 8, 8)
 
 
 def decode_dosages(raw: bytes, n_samples: int, path: Path, variant: int) -> np.ndarray:
@@ -201,10 +245,12 @@ def decode_dosages(raw: bytes, n_samples: int, path: Path, variant: int) -> np.n
     if phased:
         raise InputError(f"variant number {variant} stores phased haplotypes; only unphased genotype "
                          "probabilities are supported", path)
-    values = _unpack_probabilities(raw[10 + n:], bits, 2 * n).reshape(n, 2)
-    scale = (1 << bits) - 1
-    alt_count = values[:, 1] + 2 * (scale - values[:, 0] - values[:, 1])
-    dosage = (alt_count / scale).astype(np.float32)
+    if bits == 8:  # UK Biobank's depth: one table lookup per person
+        pairs = np.frombuffer(raw, dtype="<u2", count=n, offset=10 + n)
+        dosage = EIGHT_BIT_DOSAGE[pairs]
+    else:
+        values = _unpack_probabilities(raw[10 + n:], bits, 2 * n).reshape(n, 2)
+        dosage = dosage_from_probabilities(values[:, 0], values[:, 1], bits)
     dosage[(ploidy & MISSING_PLOIDY_BIT) != 0] = np.nan
     return dosage
 
@@ -269,7 +315,8 @@ class BgenReader:
             (length,) = struct.unpack("<I", handle.read(4))
             if bgen.header.compression:
                 (expected,) = struct.unpack("<I", handle.read(4))
-                raw = _decompress(handle.read(length - 4), bgen.header.compression, expected, bgen.path)
+                raw = _decompress(handle.read(length - 4), bgen.header.compression, expected, bgen.path,
+                                  variant + 1)
             else:
                 raw = handle.read(length)
             dosage = decode_dosages(raw, bgen.n_samples, bgen.path, variant + 1)

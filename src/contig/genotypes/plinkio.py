@@ -216,14 +216,19 @@ def plan_variant_chunks(offsets: np.ndarray, variant_idx: np.ndarray, chunk_size
 
 
 def read_genotypes(reader, local: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """int8 ALT counts ``(m, n)`` (-9 missing) of the variants ``local`` (increasing indices within
-    the reader's fileset) into ``out[:m]``; a contiguous run uses pgenlib's faster range reader."""
+    """ALT counts ``(m, n)`` (-9 missing) of the variants ``local`` (increasing indices within the
+    reader's fileset) into ``out[:m]``: int8 calls, or, for a float64/float32 ``out``, floats that
+    pgenlib decodes straight from the 2-bit calls (no int8 copy to convert). A contiguous run
+    uses pgenlib's faster range reader."""
     m = len(local)
     target = out[:m]
+    floats = out.dtype != np.int8
     if m and local[-1] - local[0] + 1 == m:
-        reader.read_range(int(local[0]), int(local[-1]) + 1, target, allele_idx=1)
+        read_range = reader.read_dosages_range if floats else reader.read_range
+        read_range(int(local[0]), int(local[-1]) + 1, target, allele_idx=1)
     elif m:
-        reader.read_list(np.ascontiguousarray(local, dtype=np.uint32), target, allele_idx=1)
+        read_list = reader.read_dosages_list if floats else reader.read_list
+        read_list(np.ascontiguousarray(local, dtype=np.uint32), target, allele_idx=1)
     return target
 
 

@@ -340,19 +340,6 @@ def _scan_worker(inputs: _ScanInputs, queue: _ChunkQueue, device: str, chunk_siz
         raise
 
 
-def read_float_genotypes(reader, local: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Float ALT counts ``(m, n)`` (-9 missing) of the variants ``local`` (increasing indices
-    within the reader's fileset) into ``out[:m]`` (float64 or float32), decoded by pgenlib
-    straight from the 2-bit calls: no int8 copy to convert."""
-    m = len(local)
-    target = out[:m]
-    if m and local[-1] - local[0] + 1 == m:
-        reader.read_dosages_range(int(local[0]), int(local[-1]) + 1, target, allele_idx=1)
-    elif m:
-        reader.read_dosages_list(np.ascontiguousarray(local, dtype=np.uint32), target, allele_idx=1)
-    return target
-
-
 def _scan_chunk(inputs: _ScanInputs, chunk: VariantChunk, reader, backend,
                 rhs: dict[str | None, PreparedRhs], raw: np.ndarray | None) -> None:
     """One chunk: counts (unless counted up front), decode (and centre, on torch), multiply,
@@ -366,7 +353,7 @@ def _scan_chunk(inputs: _ScanInputs, chunk: VariantChunk, reader, backend,
         genotypes = backend.centre(read_genotypes(reader, chunk.local, raw), vc.mean, has_missing)
         offsets = None
     else:
-        calls = read_float_genotypes(reader, chunk.local, backend.buffer)
+        calls = read_genotypes(reader, chunk.local, backend.buffer)
         genotypes, offsets = backend.impute_calls(calls, vc.mean, has_missing)
     chunk_statistics(inputs, rows, genotypes, vc.centred_sum_of_squares, vc.polymorphic, backend, rhs,
                      offsets)
