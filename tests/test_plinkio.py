@@ -160,7 +160,7 @@ SELECTION = np.array([0, 1, 2, 5, 9, 10, 11, 12, 13, 14, 15, 16, 30, 47, 48, 49]
 
 def _force_copy_runs(monkeypatch) -> None:
     """Copy run by run even for this tiny fileset's short runs."""
-    monkeypatch.setattr("contig.genotypes.plinkio.MIN_COPY_RUN_BYTES", 1)
+    monkeypatch.setattr("contig.genotypes.bedcopy.MIN_COPY_RUN_BYTES", 1)
 
 
 @pytest.mark.parametrize("mode", ["copy_file_range", "no_copy_file_range", "raises_at_once",
@@ -171,7 +171,7 @@ def test_write_bfile_variants_copies_the_selected_rows(tmp_path, monkeypatch, mo
     gather of short runs."""
     import os
 
-    from contig.genotypes import plinkio
+    from contig.genotypes import bedcopy
 
     make_cohort(tmp_path / "in", n=37, m=50)  # 10 bytes a row, not a multiple of 8
     geno = Genotypes.open(tmp_path / "in")
@@ -190,8 +190,8 @@ def test_write_bfile_variants_copies_the_selected_rows(tmp_path, monkeypatch, mo
     elif mode in ("raises_at_once", "raises_midway"):
         monkeypatch.setattr(os, "copy_file_range", failing)
     elif mode == "gather":
-        monkeypatch.setattr(plinkio, "MIN_COPY_RUN_BYTES", 10**9)
-    plinkio.write_bfile_variants(tmp_path / "out", geno, SELECTION, chunk_size=4)
+        monkeypatch.setattr(bedcopy, "MIN_COPY_RUN_BYTES", 10**9)
+    bedcopy.write_bfile_variants(tmp_path / "out", geno, SELECTION, chunk_size=4)
     assert (tmp_path / "out.bed").read_bytes() == _expected_bed([tmp_path / "in"], 37, SELECTION)
     out = Genotypes.open(tmp_path / "out")
     assert out.bim["ID"].to_list() == [f"rs{i}" for i in SELECTION]
@@ -203,7 +203,7 @@ def test_write_bfile_variants_copies_the_selected_rows(tmp_path, monkeypatch, mo
 
 
 def test_write_bfile_variants_across_per_chromosome_files(tmp_path, monkeypatch):
-    from contig.genotypes.plinkio import write_bfile_variants
+    from contig.genotypes.bedcopy import write_bfile_variants
 
     g = make_cohort(tmp_path / "all", n=41, m=50, n_chrom=2)
     geno = Genotypes.open(tmp_path / "all")
@@ -222,7 +222,7 @@ def test_write_bfile_variants_across_per_chromosome_files(tmp_path, monkeypatch)
 def test_write_bfile_variants_is_atomic(tmp_path, monkeypatch):
     """A failure while copying (here: the .bed shrank after it was opened) leaves neither the
     outputs nor temporary files, and an earlier output stays as it was."""
-    from contig.genotypes.plinkio import write_bfile_variants
+    from contig.genotypes.bedcopy import write_bfile_variants
 
     make_cohort(tmp_path / "in", n=37, m=50)
     geno = Genotypes.open(tmp_path / "in")
@@ -240,7 +240,7 @@ def test_write_bfile_variants_is_atomic(tmp_path, monkeypatch):
 
 @pytest.mark.plink2
 def test_write_bfile_variants_equals_plink2_extract(tmp_path, monkeypatch):
-    from contig.genotypes.plinkio import write_bfile_variants
+    from contig.genotypes.bedcopy import write_bfile_variants
 
     make_cohort(tmp_path / "in", n=41, m=50)
     (tmp_path / "ids.txt").write_text("".join(f"rs{i}\n" for i in SELECTION))
@@ -253,7 +253,7 @@ def test_write_bfile_variants_equals_plink2_extract(tmp_path, monkeypatch):
 
 
 def test_variant_runs():
-    from contig.genotypes.plinkio import variant_runs
+    from contig.genotypes.bedcopy import variant_runs
 
     starts, ends = variant_runs(SELECTION)
     assert starts.tolist() == [0, 5, 9, 30, 47] and ends.tolist() == [3, 6, 17, 31, 50]

@@ -31,7 +31,8 @@ import numpy as np
 import polars as pl
 
 from contig.core.errors import InputError
-from contig.genotypes.plinkio import Genotypes, founder_mask, is_autosome, write_bfile, write_bfile_variants
+from contig.genotypes.bedcopy import write_bfile_variants
+from contig.genotypes.plinkio import Genotypes, founder_mask, is_autosome, write_bfile
 from contig.genotypes.qc_counts import genotype_counts, packed_missing_counts, packed_qc_counts, use_qc_kernel
 from contig.core.tables import write_tsv
 
