@@ -211,12 +211,6 @@ def hwe_failing(het: np.ndarray, hom1: np.ndarray, hom2: np.ndarray, threshold: 
 # Sample and variant statistics
 
 
-def sample_missing_counts(genotypes: Genotypes, sample_idx: np.ndarray,
-                          variant_idx: np.ndarray | None = None, chunk_size: int = 4096) -> np.ndarray:
-    """Missing calls per sample over the selected variants: int64 ``(len(sample_idx),)``."""
-    return missing_and_genotype_counts(genotypes, sample_idx, variant_idx, chunk_size)[0]
-
-
 def missing_and_genotype_counts(genotypes: Genotypes, sample_idx: np.ndarray,
                                 variant_idx: np.ndarray | None = None,
                                 chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray | None]:
