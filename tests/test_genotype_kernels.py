@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from contig.genotypes.bitops import sample_slot_mask
-from contig.genotypes.ld import _band_limits, band_partners, PruneWindow
+from contig.genotypes.ld import PruneWindow, _windows, prune_subcontig
 from contig.genotypes.plinkio import Genotypes, write_bfile
 from contig.genotypes.qc_counts import packed_qc_counts
 from contig.scores.score_kernels import packed_dosages
@@ -45,39 +45,64 @@ def test_qc_counts_equal_dense_counts(cohort):
     assert np.array_equal(all_counts, dense_counts(g))
 
 
-def brute_force_partners(g: np.ndarray, limits: np.ndarray, r2: float) -> list[list[int]]:
-    """Pairs with r^2 > r2 over samples called at both, from float64 sums (exact here)."""
-    out = []
-    for i in range(len(g)):
-        mine = []
-        for j in range(i + 1, int(limits[i])):
-            both = (g[i] >= 0) & (g[j] >= 0)
-            x, y = g[i, both].astype(float), g[j, both].astype(float)
-            n = both.sum()
-            cov = n * (x @ y) - x.sum() * y.sum()
-            var_x, var_y = n * (x @ x) - x.sum() ** 2, n * (y @ y) - y.sum() ** 2
-            if var_x > 0 and var_y > 0 and cov * cov > r2 * var_x * var_y:
-                mine.append(j)
-        out.append(mine)
-    return out
+def r2_above(x: np.ndarray, y: np.ndarray, r2: float) -> bool:
+    """r^2 of two int8 genotype rows over samples called at both exceeds r2 (float64 sums of small
+    integers: exact)."""
+    both = (x >= 0) & (y >= 0)
+    x, y = x[both].astype(float), y[both].astype(float)
+    n = both.sum()
+    cov = n * (x @ y) - x.sum() * y.sum()
+    var_x, var_y = n * (x @ x) - x.sum() ** 2, n * (y @ y) - y.sum() ** 2
+    return bool(var_x > 0 and var_y > 0 and cov * cov > r2 * var_x * var_y)
+
+
+def brute_force_pruned(g: np.ndarray, windows: list[tuple[int, int]], r2: float) -> np.ndarray:
+    """plink's greedy pass as written in its documentation, on dense genotypes ``(m, n)``: variants
+    without variance go first; in each window, repeatedly, every variant still in is compared with
+    the later ones still in that it has not been compared with, and at the first pair over ``r2``
+    the lower-MAF variant goes (the later one on ties)."""
+    called = g >= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alt = np.where(called, g, 0).sum(1) / (2.0 * called.sum(1))
+    major = np.maximum(alt, 1 - alt)
+    removed = np.array([len(np.unique(row[row >= 0])) <= 1 for row in g])  # no variance
+    compared: set[tuple[int, int]] = set()
+    for start, stop in windows:
+        changed = True
+        while changed:
+            changed = False
+            for i in range(start, stop):
+                for j in range(i + 1, stop):
+                    if removed[i] or removed[j] or (i, j) in compared:
+                        continue
+                    compared.add((i, j))
+                    if r2_above(g[i], g[j], r2):
+                        removed[i if major[i] > major[j] * (1 + 2.0**-44) else j] = True
+                        changed = True
+                        break
+    return removed
 
 
 @pytest.mark.parametrize("subset", [False, True], ids=["packed", "decoded-subset"])
-def test_band_partners_equal_brute_force(cohort, subset):
-    """Blocks of 37 variants (band crossing block edges), from the .bed bytes or, for a sample
-    subset, from decoded genotypes."""
+@pytest.mark.parametrize("params", [("20", "3", "0.1"), ("100kb", "1", "0.2")])
+def test_prune_subcontig_equals_brute_force(cohort, subset, params):
+    """Blocks of 37 variants (windows crossing block edges) and one block, from the .bed bytes or,
+    for a sample subset, from decoded genotypes."""
     prefix, g = cohort
     geno = Genotypes.open(prefix)
     variants = np.arange(300)
     samples = np.sort(np.random.default_rng(1).choice(203, 170, replace=False)) if subset else None
-    limits = _band_limits(geno.bim["POS"].to_numpy()[variants], PruneWindow.parse("20", "1", "0.1"))
-    band = band_partners(geno, variants, samples, limits, 0.1, block=37)
+    window = PruneWindow.parse(*params)
+    pos = geno.bim["POS"].to_numpy()[variants]
     sub = g[variants] if samples is None else g[np.ix_(variants, samples)]
-    want = brute_force_partners(sub, limits, 0.1)
-    got = [band.partners[band.pointer[i]:band.pointer[i + 1]].tolist() for i in range(len(variants))]
-    assert got == want
-    assert sum(map(len, want)) > 50
-    assert np.array_equal(band.counts[:, :3], dense_counts(sub)[:, :3])
+    want = brute_force_pruned(sub, _windows(pos, window), window.r2)
+    for block in (37, None):
+        got = prune_subcontig(geno, variants, samples, pos, window, block=block)
+        assert np.array_equal(got.removed, want)
+    assert got.monomorphic[5] and got.monomorphic[6] and got.monomorphic.sum() == 2
+    assert 20 < want.sum() < len(variants) - 20
+    widest = max(stop - start for start, stop in _windows(pos, window))
+    assert got.r2_computed < len(variants) * widest  # removed variants cost no pairs
 
 
 @pytest.mark.parametrize("mean_imputation", [True, False])

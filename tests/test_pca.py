@@ -141,9 +141,11 @@ def test_simulated_cohort_pc1_and_pruning_match_plink2(tmp_path, sim_cohort):
 
 @pytest.mark.plink2
 @pytest.mark.parametrize("params", [["50", "5", "0.2"], ["10", "1", "0.05"], ["100kb", "1", "0.2"]])
-def test_prune_command_writes_plink2s_prune_in_and_out(tmp_path, params):
-    """``contig prune`` on a cohort with monomorphic variants and non-founders: both lists are
-    byte-identical to plink2's."""
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_prune_command_writes_plink2s_prune_in_and_out(tmp_path, params, threads):
+    """``contig prune`` on a cohort (three chromosomes) with monomorphic variants and non-founders:
+    both lists are byte-identical to plink2's, whether one thread prunes the chromosomes in turn
+    or two prune them side by side."""
     g = make_cohort(tmp_path / "a", n=150, m=1200, seed=6, missing=0.02)
     g[7] = np.where(g[7] < 0, -9, 2)
     g[8] = np.where(g[8] < 0, -9, 1)
@@ -153,7 +155,7 @@ def test_prune_command_writes_plink2s_prune_in_and_out(tmp_path, params):
     write_bfile(tmp_path / "b", fam, geno.bim, [g])
     run_plink2("--bfile", str(tmp_path / "b"), "--indep-pairwise", *params, "--out", str(tmp_path / "p"))
     assert main(["prune", "--bfile", str(tmp_path / "b"), "--out", str(tmp_path / "ours"),
-                 "--indep-pairwise", *params]) == 0
+                 "--indep-pairwise", *params, "--threads", threads]) == 0
     for suffix in ("prune.in", "prune.out"):
         assert (tmp_path / f"ours.{suffix}").read_text() == (tmp_path / f"p.{suffix}").read_text(), suffix
     pruned = (tmp_path / "ours.prune.out").read_text().split()

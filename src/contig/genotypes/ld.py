@@ -13,15 +13,17 @@ from exact integer sums and compared as plink2 compares it (cov^2 > R2 * var1 * 
 equals plink2's (tested). Known differences: chrX/chrY are treated as diploid autosomes here (plink2
 counts males as haploid there).
 
-The r^2 of all pairs that can share a window is computed block-wise by a compiled kernel on bit
-planes of the genotypes, with popcounts (``contig.genotypes.ld_kernels``); the greedy pass, also
-compiled, then runs over the sparse list of pairs above the threshold.
+The greedy pass is compiled (``contig.genotypes.ld_kernels``) and computes r^2, with popcounts on
+bit planes of the genotypes, only for the pairs it asks about, as plink2 does: a variant removed
+early costs no more pairs. Each subcontig streams through blocks of variants (memory bounded by
+the block, not the chromosome), and subcontigs run on ``threads`` threads at once.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,8 @@ import numpy as np
 
 from contig.core.atomic import atomic_paths
 from contig.core.errors import InputError
-from contig.genotypes.plinkio import Genotypes, bed_bytes_per_variant, founder_mask
+from contig.core.parallel import ordered_map
+from contig.genotypes.plinkio import Genotypes, founder_mask
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +78,12 @@ def _subcontigs(chrom: np.ndarray, pos: np.ndarray, window: PruneWindow) -> list
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b - a > 1]
 
 
-def _band_limits(pos: np.ndarray, window: PruneWindow) -> np.ndarray:
-    """For each variant i of a subcontig, one past the last j that can share a window with it: ``(n,)``."""
-    n = len(pos)
-    if window.in_bp:
-        return np.searchsorted(pos, pos + window.size, side="right")
-    return np.minimum(np.arange(n) + window.size, n)
-
-
-def _block_rows(n_samples: int, band_width: int) -> int:
-    """Variants per block of :func:`band_partners`: ~64 MB of int8 genotypes and at most ~128 MB
-    of partner slots (``band_width`` per variant), 64 to 16,384."""
-    rows = min(2**26 // max(n_samples, 1), 2**24 // max(band_width, 1))
-    return int(np.clip(rows, 64, 16384))
+def _block_rows(n_samples: int, widest_window: int) -> int:
+    """Variants whose bit planes one thread holds at a time: ~32 MB of planes (24 bytes per 64
+    samples and variant), at least 4 windows' worth (so that re-reading the overlap of consecutive
+    blocks costs little) and at least 256."""
+    planes_per_variant = 24 * -(-max(n_samples, 1) // 64)
+    return max(2**25 // planes_per_variant, 4 * widest_window, 256)
 
 
 def read_bit_planes(genotypes: Genotypes, variant_idx: np.ndarray,
@@ -99,13 +95,7 @@ def read_bit_planes(genotypes: Genotypes, variant_idx: np.ndarray,
 
     if sample_idx is not None:
         return bit_planes(genotypes.read(variant_idx, sample_idx))
-    chunks = [rows for _, rows in genotypes.iter_packed_chunks(len(variant_idx) or 1, variant_idx)]
-    if len(chunks) == 1:
-        rows = np.ascontiguousarray(chunks[0])
-    else:  # variants of several files (or none)
-        rows = np.concatenate(chunks or [np.zeros((0, bed_bytes_per_variant(genotypes.n_samples)),
-                                                  dtype=np.uint8)])
-    return packed_bit_planes(rows, genotypes.n_samples)
+    return packed_bit_planes(genotypes.packed_rows(variant_idx), genotypes.n_samples)
 
 
 def _monomorphic(counts: np.ndarray) -> np.ndarray:
@@ -113,43 +103,6 @@ def _monomorphic(counts: np.ndarray) -> np.ndarray:
     no variance among the calls (one homozygote only, all heterozygous, or no calls)."""
     hom_ref, hom_alt, called = counts[:, 0], counts[:, 2], counts[:, 3]
     return ((hom_ref == 0) & (hom_alt == 0)) | (hom_ref == called) | (hom_alt == called)
-
-
-@dataclass
-class BandPartners:
-    """Above-threshold pairs of one subcontig as CSR: variant i's later partners (local indices,
-    increasing) are ``partners[pointer[i]:pointer[i + 1]]``; ``counts`` ``(n, 4)`` are the
-    founders' hom_ref, het, hom_alt and called counts per variant."""
-
-    pointer: np.ndarray
-    partners: np.ndarray
-    counts: np.ndarray
-
-
-def band_partners(genotypes: Genotypes, variant_idx: np.ndarray, sample_idx: np.ndarray | None,
-                  limits: np.ndarray, r2: float, block: int | None = None) -> BandPartners:
-    """For each variant i (local index into ``variant_idx``), the local j > i, j < ``limits[i]``,
-    with r^2(i, j) > ``r2`` over the samples called at both; variants without variance pair with
-    none. Reads blocks of ``block`` variants (plus the band reaching past them) and runs the
-    compiled bit-plane kernel on each."""
-    from contig.genotypes.ld_kernels import band_pairs_above, plane_genotype_counts
-
-    n_var = len(variant_idx)
-    width = int((limits - np.arange(n_var)).max())
-    block = block or _block_rows(genotypes.n_samples if sample_idx is None else len(sample_idx), width)
-    row_counts, flat, counts = [], [], []
-    for a in range(0, n_var, block):
-        b = min(a + block, n_var)
-        c = max(b, int(limits[a:b].max()))
-        low, high, present = read_bit_planes(genotypes, variant_idx[a:c], sample_idx)
-        chunk_counts = plane_genotype_counts(low, high, present)  # (c - a, 4)
-        found, partners = band_pairs_above(low, high, present, b - a, (limits[a:b] - a).astype(np.int64),
-                                           ~_monomorphic(chunk_counts), float(r2))
-        row_counts.append(found)
-        flat.append(partners[np.arange(partners.shape[1])[None, :] < found[:, None]] + a)
-        counts.append(chunk_counts[: b - a])
-    pointer = np.concatenate([[0], np.cumsum(np.concatenate(row_counts))]).astype(np.int64)
-    return BandPartners(pointer, np.concatenate(flat).astype(np.int64), np.concatenate(counts))
 
 
 def _windows(pos: np.ndarray, window: PruneWindow) -> list[tuple[int, int]]:
@@ -188,16 +141,68 @@ def _major_allele_frequency(counts: np.ndarray) -> np.ndarray:
     return np.maximum(alt_freq, 1.0 - alt_freq)
 
 
+@dataclass
+class SubcontigPruning:
+    """The greedy pass's outcome on one subcontig: ``removed`` and ``monomorphic`` bool ``(n,)``
+    and how many r^2 it computed."""
+
+    removed: np.ndarray
+    monomorphic: np.ndarray
+    r2_computed: int
+
+
+def prune_subcontig(genotypes: Genotypes, variant_idx: np.ndarray, sample_idx: np.ndarray | None,
+                    pos: np.ndarray, window: PruneWindow, block: int | None = None) -> SubcontigPruning:
+    """plink's greedy window pass over one subcontig: variants ``variant_idx`` (increasing) at
+    positions ``pos`` ``(n,)``, r^2 over ``sample_idx`` (None: all samples).
+
+    Reads blocks of ``block`` variants (default :func:`_block_rows`, widened to hold the widest
+    window) starting at the first window not yet processed, and runs every window that fits.
+    """
+    from contig.genotypes.ld_kernels import plane_genotype_counts, prune_windows
+
+    n = len(variant_idx)
+    windows = np.asarray(_windows(pos, window), dtype=np.int64).reshape(-1, 2)
+    starts, stops = windows[:, 0].copy(), windows[:, 1].copy()
+    widest = int((stops - starts).max())
+    n_used = genotypes.n_samples if sample_idx is None else len(sample_idx)
+    block = max(block or _block_rows(n_used, widest), widest)
+    removed = np.zeros(n, dtype=bool)
+    monomorphic = np.zeros(n, dtype=bool)
+    maj_freq = np.empty(n)
+    first_unchecked = np.arange(1, n + 1, dtype=np.int64)
+    computed, k, counted_to = 0, 0, 0
+    while k < len(windows):
+        lo = int(starts[k])
+        hi = min(n, lo + block)
+        low, high, present = read_bit_planes(genotypes, variant_idx[lo:hi], sample_idx)
+        if hi > counted_to:  # rows met for the first time: removed on sight if without variance
+            fresh = slice(counted_to - lo, hi - lo)
+            counts = plane_genotype_counts(low[fresh], high[fresh], present[fresh])
+            monomorphic[counted_to:hi] = _monomorphic(counts)
+            removed[counted_to:hi] |= monomorphic[counted_to:hi]
+            maj_freq[counted_to:hi] = _major_allele_frequency(counts)
+            counted_to = hi
+        k_end = int(np.searchsorted(stops, hi, side="right"))  # windows ending inside the block
+        computed += prune_windows(low, high, present, lo, removed, first_unchecked, maj_freq,
+                                  starts[k:k_end], stops[k:k_end], float(window.r2))
+        k = k_end
+    return SubcontigPruning(removed, monomorphic, computed)
+
+
+def _largest_first(subcontigs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Subcontigs ``[(start, stop), ...]`` by decreasing length: threads finish close together."""
+    lengths = np.array([stop - start for start, stop in subcontigs], dtype=np.int64)
+    return [subcontigs[i] for i in np.argsort(-lengths, kind="stable")]
+
+
 def indep_pairwise(genotypes: Genotypes, window: PruneWindow, variant_idx: np.ndarray | None = None,
-                   sample_idx: np.ndarray | None = None) -> np.ndarray:
+                   sample_idx: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """plink ``--indep-pairwise``: which of ``variant_idx`` (default all) to keep, bool ``(n_selected,)``.
 
     r^2 and allele frequencies use the founders among ``sample_idx`` (default: all samples).
+    Subcontigs are pruned by ``threads`` threads at once (default: the CPUs this process may use).
     """
-    # Numba is imported here, not at module level: importing it costs ~0.3 s, which commands that
-    # import this module without pruning (qc, snps) should not pay.
-    from contig.genotypes.ld_kernels import greedy_prune
-
     bim = genotypes.bim
     if variant_idx is None:
         variant_idx = np.arange(genotypes.n_variants)
@@ -213,20 +218,22 @@ def indep_pairwise(genotypes: Genotypes, window: PruneWindow, variant_idx: np.nd
     pos = bim["POS"].to_numpy()
     removed = np.zeros(len(variant_idx), dtype=bool)
     monomorphic = np.zeros(len(variant_idx), dtype=bool)
-    for start, stop in _subcontigs(chrom, pos, window):
-        local_pos = pos[start:stop]
-        band = band_partners(genotypes, variant_idx[start:stop], subset, _band_limits(local_pos, window),
-                             window.r2)
-        monomorphic[start:stop] = _monomorphic(band.counts)
-        local_removed = monomorphic[start:stop].copy()
-        windows = np.asarray(_windows(local_pos, window), dtype=np.int64).reshape(-1, 2)
-        greedy_prune(band.pointer, band.partners, local_removed, _major_allele_frequency(band.counts),
-                     windows[:, 0].copy(), windows[:, 1].copy())
-        removed[start:stop] = local_removed
-    log.info("--indep-pairwise %s%s %d %g: %d of %d variants pruned (%d without variance)",
+    subcontigs = _largest_first(_subcontigs(chrom, pos, window))
+
+    def prune_one(bounds: tuple[int, int]) -> SubcontigPruning:
+        start, stop = bounds
+        return prune_subcontig(genotypes, variant_idx[start:stop], subset, pos[start:stop], window)
+
+    workers = threads or len(os.sched_getaffinity(0))
+    computed = 0
+    for (start, stop), result in zip(subcontigs, ordered_map(prune_one, subcontigs, workers)):
+        removed[start:stop] = result.removed
+        monomorphic[start:stop] = result.monomorphic
+        computed += result.r2_computed
+    log.info("--indep-pairwise %s%s %d %g: %d of %d variants pruned (%d without variance); %d r^2 computed",
              window.size // 1000 if window.in_bp else window.size, "kb" if window.in_bp else "",
              window.step, window.r2, int(removed.sum()), len(removed),
-             int((monomorphic & removed).sum()))
+             int((monomorphic & removed).sum()), computed)
     return ~removed
 
 

@@ -1,5 +1,5 @@
-"""Compiled (Numba) kernels of LD pruning: genotype bit planes, r^2 over a band of variant pairs,
-and plink's greedy window pass.
+"""Compiled (Numba) kernels of LD pruning: genotype bit planes, and plink's greedy window pass
+with r^2 computed on demand.
 
 Genotypes are held as three bit planes per variant, 64 samples per uint64 word (as plink2 works on
 packed genotypes with popcounts): ``low`` (ALT count >= 1), ``high`` (ALT count = 2) and
@@ -17,7 +17,7 @@ which are exact integers, so r^2 is compared exactly as plink2 compares it.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from contig.genotypes.bitops import EVEN_BITS, popcount, row_words, slot_mask
 
@@ -93,7 +93,7 @@ def packed_bit_planes(rows: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.
     present = np.empty((n_variants, n_plane), dtype=np.uint64)
     # plane words made of two whole words of 32 samples each: no masking, no tail (vectorizable)
     n_simple = min(n_bytes // 16, n_samples // 64)
-    # Serial (~5 GB/s of .bed rows): a prange here stalled on a busy 2-core machine for little gain.
+    # Serial: pruning runs one subcontig per thread (contig.genotypes.ld).
     for v in range(n_variants):
         whole, tail = row_words(rows, v)
         for k in range(n_simple):
@@ -172,46 +172,23 @@ def _pair_above(low: np.ndarray, high: np.ndarray, present: np.ndarray, i: int, 
     return cov * cov > (r2 * var_i) * var_j
 
 
-@njit(cache=True, parallel=True)
-def band_pairs_above(low: np.ndarray, high: np.ndarray, present: np.ndarray, n_rows: int,
-                     limits: np.ndarray, usable: np.ndarray, r2: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i, j), i < ``n_rows``, i < j < ``limits[i]``, both ``usable``, with r^2 > ``r2``.
-
-    Planes are ``(n_chunk, n_words)`` with ``n_chunk >= limits.max()``; ``limits`` int64 ``(n_rows,)``
-    local to the chunk. Returns ``(counts (n_rows,), partners (n_rows, max band width))``: row i's
-    partners, increasing, in ``partners[i, :counts[i]]``.
-    """
-    width = 1
-    for i in range(n_rows):
-        width = max(width, limits[i] - i - 1)
-    counts = np.zeros(n_rows, dtype=np.int64)
-    partners = np.empty((n_rows, width), dtype=np.int64)
-    for i in prange(n_rows):
-        if not usable[i]:
-            continue
-        found = 0
-        for j in range(i + 1, limits[i]):
-            if usable[j] and _pair_above(low, high, present, i, j, r2):
-                partners[i, found] = j
-                found += 1
-        counts[i] = found
-    return counts, partners
-
-
 @njit(cache=True, nogil=True)
-def greedy_prune(pointer_start: np.ndarray, partners: np.ndarray, removed: np.ndarray,
-                 maj_freq: np.ndarray, window_starts: np.ndarray, window_stops: np.ndarray) -> None:
-    """plink's greedy window pass over precomputed above-threshold pairs; updates ``removed``.
+def prune_windows(low: np.ndarray, high: np.ndarray, present: np.ndarray, offset: int,
+                  removed: np.ndarray, first_unchecked: np.ndarray, maj_freq: np.ndarray,
+                  window_starts: np.ndarray, window_stops: np.ndarray, r2: float) -> int:
+    """plink's greedy pass over the windows ``[window_starts[k], window_stops[k])`` of one
+    subcontig, in order; updates ``removed`` and ``first_unchecked`` (both ``(n,)``, indexed by
+    variant within the subcontig) and returns the number of r^2 computed.
 
-    ``partners[pointer_start[i]:pointer_start[i + 1]]`` are variant i's later partners (CSR,
-    increasing); windows are ``[window_starts[k], window_stops[k])`` in processing order. Within a
-    window, each variant meets its unchecked later partners in order; at the first one still in,
-    the variant with the higher major allele frequency (lower MAF) goes, the later one on ties;
-    passes repeat until one removes nothing.
+    The planes ``(n_rows, n_words)`` hold variants ``offset .. offset + n_rows - 1``, which must
+    cover every window given. Within a window, each variant still in meets its later variants from
+    ``first_unchecked`` on, skipping removed ones; at the first with r^2 > ``r2`` the variant with
+    the higher major allele frequency (lower MAF) goes, the later one on ties; passes repeat until
+    one removes nothing. r^2 is computed only when the greedy pass asks for it (as plink2 does), so
+    pairs with an already removed variant cost nothing, and never twice: a variant's unchecked
+    partners only move forward.
     """
-    n = len(removed)
-    first_unchecked = np.arange(1, n + 1)
-    pointer = pointer_start[:-1].copy()
+    n_computed = 0
     for k in range(len(window_starts)):
         start = window_starts[k]
         stop = window_stops[k]
@@ -219,22 +196,23 @@ def greedy_prune(pointer_start: np.ndarray, partners: np.ndarray, removed: np.nd
         while changed:
             changed = False
             for i in range(start, stop):
-                end = pointer_start[i + 1]
-                if removed[i] or pointer_start[i] == end:
+                if removed[i]:
                     continue
-                p = pointer[i]
-                floor = first_unchecked[i]
-                # skip partners already checked or removed (removal is permanent)
-                while p < end and (partners[p] < floor or removed[partners[p]]):
-                    p += 1
-                pointer[i] = p
-                if p < end and partners[p] < stop:
-                    j = partners[p]
+                j = first_unchecked[i]
+                while j < stop:
+                    if not removed[j]:
+                        n_computed += 1
+                        if _pair_above(low, high, present, i - offset, j - offset, r2):
+                            break
+                    j += 1
+                if j < stop:
                     if maj_freq[i] > maj_freq[j] * (1.0 + SMALL_EPSILON):
                         removed[i] = True
+                        first_unchecked[i] = j
                     else:
                         removed[j] = True
                         first_unchecked[i] = j + 1
                     changed = True
                 else:
-                    first_unchecked[i] = max(floor, stop)
+                    first_unchecked[i] = max(first_unchecked[i], stop)
+    return n_computed

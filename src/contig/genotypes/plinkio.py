@@ -378,6 +378,27 @@ class Genotypes(MultiFileSource):
                     yield idx + lo, rows
             del bed
 
+    def packed_rows(self, variant_idx: np.ndarray) -> np.ndarray:
+        """The .bed bytes of ``variant_idx`` (increasing), uint8 ``(len(variant_idx), ceil(n_samples/4))``.
+
+        Consecutive variants of one file come as a read-only view of its memory map: a kernel then
+        reads the page cache directly, ~2x faster than reading into a buffer first (the pages are
+        mapped a few at a time as they are touched). Other selections come as a copy.
+        """
+        variant_idx = np.asarray(variant_idx, dtype=np.int64)
+        n = len(variant_idx)
+        if n:
+            part_no = int(np.searchsorted(self.offsets, variant_idx[0], side="right")) - 1
+            lo, hi = int(self.offsets[part_no]), int(self.offsets[part_no + 1])
+            if variant_idx[-1] < hi and variant_idx[-1] - variant_idx[0] == n - 1:
+                part = self.parts[part_no]
+                bed = np.memmap(part.bed_path, dtype=np.uint8, mode="r", offset=3,
+                                shape=(hi - lo, bed_bytes_per_variant(self.n_samples)))
+                return bed[variant_idx[0] - lo : variant_idx[-1] - lo + 1]
+        chunks = [rows for _, rows in self.iter_packed_chunks(n or 1, variant_idx)]
+        return np.concatenate(chunks) if chunks else np.zeros(
+            (0, bed_bytes_per_variant(self.n_samples)), dtype=np.uint8)
+
     def read(self, variant_idx: np.ndarray, sample_idx: np.ndarray | None = None) -> np.ndarray:
         """Dense int8 ``(len(variant_idx), n_selected_samples)``; for small selections only."""
         variant_idx = np.asarray(variant_idx, dtype=np.int64)
