@@ -163,7 +163,7 @@ def test_prune_command_writes_plink2s_prune_in_and_out(tmp_path, params, threads
 
 
 @pytest.mark.parametrize("params", [["50", "5", "1.0"], ["1", "1", "0.2"], ["50", "0", "0.2"],
-                                    ["fifty", "5", "0.2"]])
+                                    ["fifty", "5", "0.2"], ["10", "20", "0.2"]])
 def test_prune_command_refuses_bad_parameters(tmp_path, capsys, params):
     make_cohort(tmp_path / "a", n=20, m=30)
     assert main(["prune", "--bfile", str(tmp_path / "a"), "--out", str(tmp_path / "o"),

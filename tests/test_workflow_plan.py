@@ -55,6 +55,15 @@ def test_scatter_refuses_nothing_to_split():
 # ----------------------------------------------------------------------------- folds and splits
 
 
+def test_prune_window_errors_name_the_setting():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert plan.prune_window_errors(config) == []
+    config["pca"]["indep_pairwise"] = ["10", 20, 0.2]
+    config["snps"]["indep_pairwise"] = ["200kb", 1, 0.2]
+    assert plan.prune_window_errors(config) == [
+        "config pca.indep_pairwise: step 20 is larger than the window (10 variants)"]
+
+
 def test_fold_names():
     assert plan.fold_names(1) == ["holdout"]
     assert plan.fold_names(3) == ["fold0", "fold1", "fold2"]

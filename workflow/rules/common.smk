@@ -34,6 +34,9 @@ from contig.core.runlock import clear_stale_locks, record_owner  # noqa: E402
 from contig.core.sheets import load_schema, validate_sheet  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
+PRUNE_ERRORS = plan.prune_window_errors(config)
+if PRUNE_ERRORS:
+    raise WorkflowError("\n".join(PRUNE_ERRORS))
 
 # A snakemake killed with -9 leaves its locks and the next run would refuse to start: remove
 # them when the run that took them is gone (see contig.core.runlock).

@@ -152,3 +152,21 @@ def sample_filter_options(qc: Mapping[str, object], pca: Mapping[str, object]) -
         "--filter-indep-pairwise": pca["indep_pairwise"] if ancestry else None,
         "--filter-seed": pca["seed"] if ancestry else None,
     }
+
+
+def prune_window_errors(config: Mapping[str, Mapping[str, object]]) -> list[str]:
+    """``config <section>.indep_pairwise: <why>`` for each LD-pruning setting (pca, snps) that the
+    pruning would refuse, e.g. a step longer than the window (the schema cannot compare the two),
+    so that a run stops before its first job instead of at the pruning."""
+    from contig.genotypes.ld import PruneWindow
+
+    errors = []
+    for section in ("pca", "snps"):
+        value = config.get(section, {}).get("indep_pairwise")
+        if value is None:
+            continue
+        try:
+            PruneWindow.parse(*value)
+        except ValueError as error:
+            errors.append(f"config {section}.indep_pairwise: {error}")
+    return errors

@@ -55,14 +55,17 @@ class PruneWindow:
             raise ValueError(f"window {window!r} is not a number of variants or a size like 200kb")
         in_bp = match.group(2) is not None
         size = int(round(float(match.group(1)) * 1000)) if in_bp else int(float(match.group(1)))
-        step_value, r2_value = int(step), float(r2)
-        if not in_bp and size < 2:
+        return cls(size, int(step), float(r2), in_bp)
+
+    def __post_init__(self) -> None:
+        if not self.in_bp and self.size < 2:
             raise ValueError("window must hold at least 2 variants")
-        if step_value < 1:
+        if self.step < 1:
             raise ValueError("step must be at least 1")
-        if not 0.0 <= r2_value < 1.0:
-            raise ValueError(f"r2 threshold must be in [0, 1), got {r2_value}")
-        return cls(size, step_value, r2_value, in_bp)
+        if not self.in_bp and self.step > self.size:  # plink2 refuses it too: variants no window meets
+            raise ValueError(f"step {self.step} is larger than the window ({self.size} variants)")
+        if not 0.0 <= self.r2 < 1.0:
+            raise ValueError(f"r2 threshold must be in [0, 1), got {self.r2}")
 
 
 def _subcontigs(chrom: np.ndarray, pos: np.ndarray, window: PruneWindow) -> list[tuple[int, int]]:
