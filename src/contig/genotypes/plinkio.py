@@ -350,9 +350,12 @@ class Genotypes(MultiFileSource):
     def iter_packed_chunks(
         self, chunk_size: int = 8192, variant_idx: np.ndarray | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(variant_indices, rows)`` with the raw .bed bytes, uint8 ``(n_chunk_variants, ceil(n_samples/4))``.
+        """Yield ``(variant_indices, rows)`` with the raw .bed bytes, uint8 ``(n_chunk_variants, ceil(n_samples/4))``,
+        read-only. ``variant_idx`` sorted.
 
-        For copying variants without decoding them (all samples kept). ``variant_idx`` sorted.
+        A chunk of consecutive variants is a view of the file's pages, mapped for that chunk only:
+        kernels then read the page cache directly, without first copying the rows into freshly
+        allocated memory (at 20,000 × 200,000, QC's counting pass takes 0.4 s instead of 0.7-0.9 s).
         """
         n_bytes = bed_bytes_per_variant(self.n_samples)
         for part_no, part in enumerate(self.parts):
@@ -366,7 +369,10 @@ class Genotypes(MultiFileSource):
                 for start in range(0, len(local), chunk_size):
                     idx = local[start : start + chunk_size]
                     span = int(idx[-1] - idx[0]) + 1 if len(idx) else 0
-                    if len(idx) and span <= 2 * len(idx):
+                    if len(idx) and span == len(idx):
+                        rows = np.asarray(np.memmap(part.bed_path, dtype=np.uint8, mode="r",
+                                                    offset=3 + int(idx[0]) * n_bytes, shape=(span, n_bytes)))
+                    elif len(idx) and span <= 2 * len(idx):
                         # a plain read of the span: several times faster than the memory map
                         handle.seek(3 + int(idx[0]) * n_bytes)
                         rows = np.fromfile(handle, dtype=np.uint8, count=span * n_bytes)
@@ -379,23 +385,13 @@ class Genotypes(MultiFileSource):
             del bed
 
     def packed_rows(self, variant_idx: np.ndarray) -> np.ndarray:
-        """The .bed bytes of ``variant_idx`` (increasing), uint8 ``(len(variant_idx), ceil(n_samples/4))``.
-
-        Consecutive variants of one file come as a read-only view of its memory map: a kernel then
-        reads the page cache directly, ~2x faster than reading into a buffer first (the pages are
-        mapped a few at a time as they are touched). Other selections come as a copy.
-        """
+        """The .bed bytes of ``variant_idx`` (increasing), uint8 ``(len(variant_idx), ceil(n_samples/4))``,
+        read-only: a view of the file's pages when they are consecutive in one file
+        (:meth:`iter_packed_chunks`), else a copy."""
         variant_idx = np.asarray(variant_idx, dtype=np.int64)
-        n = len(variant_idx)
-        if n:
-            part_no = int(np.searchsorted(self.offsets, variant_idx[0], side="right")) - 1
-            lo, hi = int(self.offsets[part_no]), int(self.offsets[part_no + 1])
-            if variant_idx[-1] < hi and variant_idx[-1] - variant_idx[0] == n - 1:
-                part = self.parts[part_no]
-                bed = np.memmap(part.bed_path, dtype=np.uint8, mode="r", offset=3,
-                                shape=(hi - lo, bed_bytes_per_variant(self.n_samples)))
-                return bed[variant_idx[0] - lo : variant_idx[-1] - lo + 1]
-        chunks = [rows for _, rows in self.iter_packed_chunks(n or 1, variant_idx)]
+        chunks = [rows for _, rows in self.iter_packed_chunks(max(len(variant_idx), 1), variant_idx)]
+        if len(chunks) == 1:
+            return chunks[0]
         return np.concatenate(chunks) if chunks else np.zeros(
             (0, bed_bytes_per_variant(self.n_samples)), dtype=np.uint8)
 
