@@ -22,8 +22,8 @@ the block, not the chromosome), and subcontigs run on ``threads`` threads at onc
 from __future__ import annotations
 
 import logging
-import re
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +162,8 @@ def prune_subcontig(genotypes: Genotypes, variant_idx: np.ndarray, sample_idx: n
     Reads blocks of ``block`` variants (default :func:`_block_rows`, widened to hold the widest
     window) starting at the first window not yet processed, and runs every window that fits.
     """
+    # Numba is imported here, not at module level: importing it costs ~0.3 s, which commands that
+    # import this module without pruning (qc, snps) should not pay.
     from contig.genotypes.ld_kernels import plane_genotype_counts, prune_windows
 
     n = len(variant_idx)
